@@ -404,9 +404,29 @@ ir_value *ir_build(ir_graph *g, ir_op op, ir_value *const *in, int nin, const ir
         return NULL;
     }
 
-    n->prev = g->last;
-    if (g->last) g->last->next = n;
+    ir_node *before = g->ip;
+    n->next = before;
+    n->prev = before ? before->prev : g->last;
+    if (n->prev) n->prev->next = n;
     else g->first = n;
-    g->last = n;
+    if (before) before->prev = n;
+    else g->last = n;
     return out;
+}
+
+void ir_replace_uses(ir_graph *g, ir_value *old, ir_value *repl) {
+    for (ir_node *n = g->first; n; n = n->next)
+        for (int i = 0; i < n->nin; i++)
+            if (n->in[i] == old) n->in[i] = repl;
+    for (int i = 0; i < g->nresults; i++)
+        if (g->results[i] == old) g->results[i] = repl;
+}
+
+void ir_node_remove(ir_graph *g, ir_node *n) {
+    if (g->ip == n) g->ip = n->next;
+    if (n->prev) n->prev->next = n->next;
+    else g->first = n->next;
+    if (n->next) n->next->prev = n->prev;
+    else g->last = n->prev;
+    n->prev = n->next = NULL;
 }

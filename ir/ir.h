@@ -264,6 +264,7 @@ typedef struct ir_graph {
     int nresults;
     ir_value **results;
     ir_node *first, *last;
+    ir_node *ip; /* ir_build links new nodes before ip; at the end when NULL */
     int next_id;
     ir_loc loc;
 } ir_graph;
@@ -275,6 +276,10 @@ ir_value *ir_graph_add_param(ir_graph *g, const char *name, const ir_type *t, ir
 ir_value *ir_graph_literal_f(ir_graph *g, double v, ir_loc loc);
 ir_value *ir_graph_literal_i(ir_graph *g, int64_t v, bool is_bool, ir_loc loc);
 bool ir_graph_add_result(ir_graph *g, ir_value *v);
+/* Graph editing for passes.  Replace every use of `old` (node operands and
+ * graph results) by `repl`; unlink a node (its memory stays in the arena). */
+void ir_replace_uses(ir_graph *g, ir_value *old, ir_value *repl);
+void ir_node_remove(ir_graph *g, ir_node *n);
 
 /* Attributes handed to ir_build, by name. */
 typedef struct ir_attr_init {
