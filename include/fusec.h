@@ -75,8 +75,8 @@ typedef enum fusec_dtype {
 } fusec_dtype;
 #define FUSEC_DTYPE_COUNT 10
 
-FUSEC_API const char *fusec_dtype_name(fusec_dtype dt);  /* "f32", ... */
-FUSEC_API size_t fusec_dtype_size(fusec_dtype dt);       /* bytes       */
+FUSEC_API const char *fusec_dtype_name(fusec_dtype dt);  /* "f32", ...; NULL if invalid */
+FUSEC_API size_t fusec_dtype_size(fusec_dtype dt);       /* bytes; 0 if invalid */
 
 #define FUSEC_MAX_RANK 8
 
@@ -89,7 +89,7 @@ typedef struct fusec_tensor {
     void *data;
 } fusec_tensor;
 
-FUSEC_API int64_t fusec_tensor_numel(const fusec_tensor *t);
+FUSEC_API int64_t fusec_tensor_numel(const fusec_tensor *t); /* -1 if t is NULL or invalid */
 FUSEC_API void fusec_free(void *p);
 
 typedef struct fusec_graph fusec_graph;
@@ -122,12 +122,24 @@ FUSEC_API fusec_status fusec_graph_output_info(const fusec_graph *g, int i, fuse
 
 /* ---- tracing: inputs, outputs, and one builder per op ------------------- */
 /* Axes may be negative (counted from the end).  A list argument given as
- * (NULL, 0) takes the op's default where it has one. */
+ * (NULL, 0) means "not given" for an optional attribute (its default) and
+ * the empty list for a required one (reshape to 0-d).  A fixed-size array
+ * given as NULL (stride, padding, ...) means "not given".  An optional
+ * trailing operand (bias, mask, weight) given as NULL means "not given";
+ * giving a bias without a weight is an error.  fusec_input, fusec_output and
+ * fusec_value_set_name record misuse on the graph like the builders do.
+ * Accessors given NULL or an out-of-range axis return -1;
+ * fusec_graph_error(NULL) returns a fixed message. */
 
 FUSEC_API fusec_value *fusec_input(fusec_graph *g, const char *name, fusec_dtype dt, int rank,
                                    const int64_t *shape);
 FUSEC_API fusec_status fusec_output(fusec_graph *g, fusec_value *v);
-/* A 0-d literal of v's dtype, as written `add(%x, 2.0)` in the text IR. */
+/* A literal operand, as written `add(%x, 2.0)` in the text IR.  Like a
+ * literal in the text, it takes the dtype of the tensor operand of the op it
+ * is used in (for `where`, of the first tensor branch); `dt` only says how it
+ * is written (bool: true/false, integer dtypes: an integer, else a float)
+ * and what fusec_value_dtype reports.  An op whose operands are all scalars
+ * is refused: there is no tensor to take the dtype from. */
 FUSEC_API fusec_value *fusec_scalar(fusec_graph *g, double value, fusec_dtype dt);
 FUSEC_API fusec_dtype fusec_value_dtype(const fusec_value *v);
 FUSEC_API int fusec_value_rank(const fusec_value *v);
@@ -281,7 +293,9 @@ FUSEC_API fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend
                                      fusec_module **out, char **errmsg);
 FUSEC_API void fusec_module_destroy(fusec_module *m);
 /* Run with n_in host inputs (in parameter order; shapes and dtypes must match
- * exactly).  Fills n_out outputs whose data the call allocates: free each
+ * exactly).  Run-time errors (an index out of range, integer division by
+ * zero) name the op and quote its line of the module's canonical text as
+ * `@func:LINE:COL`.  Fills n_out outputs whose data the call allocates: free each
  * outputs[i].data with fusec_free.  On failure no output is allocated and
  * *errmsg (if not NULL) says why. */
 FUSEC_API fusec_status fusec_module_run(const fusec_module *m, const fusec_tensor *inputs,

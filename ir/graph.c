@@ -234,10 +234,15 @@ static bool fill_default(ir_graph *g, const ir_attr_spec *sp, ir_attr *slot) {
 
 /* ---- literals ------------------------------------------------------- */
 
-/* Can literal v be represented exactly in dtype dt?  Floats take any number
+/* Can literal v be represented in dtype dt?  Floats take any number
  * (rounded like a store); integers need an integral value in range; bool
  * takes true/false (or 0/1). */
-static bool literal_fits(const ir_value *v, ir_dtype dt) {
+bool ir_value_fits(double x, ir_dtype dt) {
+    ir_value v = {.kind = IR_VAL_LITERAL, .lit_f = x};
+    return ir_literal_fits(&v, dt);
+}
+
+bool ir_literal_fits(const ir_value *v, ir_dtype dt) {
     if (ir_dtype_is_float(dt)) return !v->lit_is_bool;
     double x = v->lit_f;
     if (!v->lit_is_int && (isnan(x) || isinf(x) || x != floor(x))) return false;
@@ -354,14 +359,11 @@ ir_value *ir_build(ir_graph *g, ir_op op, ir_value *const *in, int nin, const ir
                 dt = FUSEC_DTYPE_BOOL;
             } else if (ref) {
                 dt = ref->type.dtype;
-            } else if (v->type.dtype != FUSEC_DTYPE_F64 || v->lit_is_int) {
-                /* a traced scalar with an explicit dtype and no tensor beside it */
-                dt = v->type.dtype;
             } else {
                 ir_error(d, v->loc, "%s: cannot tell the dtype of a literal with no tensor operand beside it", name);
                 return NULL;
             }
-            if (!literal_fits(v, dt)) {
+            if (!ir_literal_fits(v, dt)) {
                 ir_str s = {0};
                 ir_describe(&s, v);
                 ir_error(d, v->loc, "%s: %s cannot be represented in %s", name, s.buf, ir_dtype_name(dt));

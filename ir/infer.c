@@ -168,7 +168,7 @@ bool infer_masked_fill(ir_node *n, ir_diag *d) {
         return fail(n, d, "the mask must be bool, got %s", desc(n->in[1]));
     ir_dtype dt = T(n, 0)->dtype;
     double v = ir_attr_f(n, "value");
-    if (!ir_dtype_is_float(dt) && (isnan(v) || isinf(v) || v != floor(v)))
+    if (!ir_value_fits(v, dt))
         return fail(n, d, "value %g cannot be represented in %s", v, ir_dtype_name(dt));
     ir_type t;
     if (!broadcast_all(n, d, 0, &t)) return false;
@@ -466,7 +466,7 @@ bool infer_pad(ir_node *n, ir_diag *d) {
     if (cnt / 2 > x->rank)
         return fail(n, d, "pads covers %d dimensions but %s has rank %d", cnt / 2, desc(n->in[0]), x->rank);
     double v = ir_attr_f(n, "value");
-    if (!ir_dtype_is_float(x->dtype) && (isnan(v) || isinf(v) || v != floor(v)))
+    if (!ir_value_fits(v, x->dtype))
         return fail(n, d, "value %g cannot be represented in %s", v, ir_dtype_name(x->dtype));
     ir_type t = *x;
     int first = x->rank - cnt / 2;
@@ -536,8 +536,7 @@ bool infer_creation(ir_node *n, ir_diag *d) {
     bool is_float = ir_dtype_is_float(t.dtype);
     if (n->op == IR_OP_FULL) {
         double v = ir_attr_f(n, "value");
-        if (t.dtype == FUSEC_DTYPE_BOOL ? !(v == 0 || v == 1)
-                                        : !is_float && (isnan(v) || isinf(v) || v != floor(v)))
+        if (!ir_value_fits(v, t.dtype))
             return fail(n, d, "value %g cannot be represented in %s", v, ir_dtype_name(t.dtype));
     } else if (n->op == IR_OP_IOTA) {
         int a;
@@ -550,8 +549,7 @@ bool infer_creation(ir_node *n, ir_diag *d) {
             return fail(n, d, "data has %d values but %s holds %lld", cnt, tystr(&t),
                         (long long)ir_type_numel(&t));
         for (int i = 0; i < cnt && !is_float; i++)
-            if (isnan(data[i]) || isinf(data[i]) || data[i] != floor(data[i]) ||
-                (t.dtype == FUSEC_DTYPE_BOOL && data[i] != 0 && data[i] != 1))
+            if (!ir_value_fits(data[i], t.dtype))
                 return fail(n, d, "data[%d] = %g cannot be represented in %s", i, data[i], ir_dtype_name(t.dtype));
     }
     return set_out(n, d, &t);

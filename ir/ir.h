@@ -281,6 +281,13 @@ bool ir_graph_add_result(ir_graph *g, ir_value *v);
 void ir_replace_uses(ir_graph *g, ir_value *old, ir_value *repl);
 void ir_node_remove(ir_graph *g, ir_node *n);
 
+/* Can a number be stored in dt without changing it?  Floats take any number
+ * (rounded like a store); integers need an integral value in range; bool
+ * takes 0 and 1 (true and false). */
+bool ir_value_fits(double v, ir_dtype dt);
+/* The same for a literal value (exact for integers beyond 2^53). */
+bool ir_literal_fits(const ir_value *v, ir_dtype dt);
+
 /* Attributes handed to ir_build, by name. */
 typedef struct ir_attr_init {
     const char *name;
