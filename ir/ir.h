@@ -101,6 +101,42 @@ int64_t ir_load_i(ir_dtype dt, const void *base, int64_t i);
 void ir_store_f(ir_dtype dt, void *base, int64_t i, double v);
 void ir_store_i(ir_dtype dt, void *base, int64_t i, int64_t v);
 
+/* ---- scalar semantics of elementwise ops ---------------------------- */
+
+/* One element: floats in .f (double), integers and bool in .i (int64). */
+typedef union ir_scalar {
+    double f;
+    int64_t i;
+} ir_scalar;
+
+/* Round v (in dt's domain: .f for float dtypes, .i otherwise) exactly as
+ * storing it as dt and loading it back would. */
+ir_scalar ir_scalar_round(ir_dtype dt, ir_scalar v);
+/* Convert v from dtype `from`'s domain to dtype `to` (the cast op). */
+ir_scalar ir_scalar_cast(ir_dtype from, ir_dtype to, ir_scalar v);
+
+struct ir_node;
+/* The per-node constants of an elementwise op (attributes looked up once). */
+typedef struct ir_ew {
+    const struct ir_node *n;
+    ir_dtype in_dtype;  /* the operands' dtype (where: the branches') */
+    ir_dtype out_dtype;
+    bool gelu_tanh, has_lo, has_hi;
+    double lo, hi;
+    ir_scalar fill; /* masked_fill's value in out_dtype's domain */
+} ir_ew;
+
+/* For every op of category IR_CAT_ELEMENTWISE (cast, where and masked_fill
+ * included): set up e for node n, then compute one element from its
+ * operand elements x[0..nin) (each in its operand's dtype domain) into *r
+ * (in the result dtype's domain, NOT yet rounded to it: round with
+ * ir_scalar_round).  The one place that defines what these ops compute; the
+ * interpreter, the plan executor and constant folding all call it.  Fails
+ * (reporting to d at n->loc) only for integer division or remainder by
+ * zero. */
+void ir_ew_init(ir_ew *e, const struct ir_node *n);
+bool ir_ew_eval(const ir_ew *e, const ir_scalar *x, ir_scalar *r, struct ir_diag *d);
+
 /* ---- types ---------------------------------------------------------- */
 
 typedef struct ir_type {

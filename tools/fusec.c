@@ -1,0 +1,690 @@
+/*
+ * fusec.c - the command-line tool: a thin user of include/fusec.h (parse,
+ * print, compile, run) plus runtime/npy.h (the .npy files of spec section 7).
+ *
+ *   fusec check FILE                        parse and verify; silent on success
+ *   fusec print FILE [-o OUT]               canonical text
+ *   fusec run FILE (--inputs DIR | --random-inputs SEED) [--outputs DIR]
+ *                  [--backend interp|cpu|cuda] [--func NAME] [-v]
+ *
+ * Exit status: 0 success; 1 a user error (bad IR, a missing or malformed
+ * input file, a run-time error); 2 a usage error (unknown command or option,
+ * missing argument), which prints "fusec: error: ..." and a pointer to
+ * --help.  Diagnostics go to stderr, results to stdout.
+ *
+ * Options are read with getopt_long (GNU permutation, so they may come before
+ * or after FILE); an option that does not belong to the command is a usage
+ * error rather than silently ignored.
+ *
+ * Inputs.  Parameter %NAME is read from DIR/NAME.npy, or DIR/NAME.bf16.npy
+ * for a bf16 parameter (bf16 travels as '<u2' bit patterns, spec section 7).
+ * If only the other spelling exists it is read anyway, so that a file of the
+ * wrong dtype is reported as a type mismatch naming the parameter, the
+ * expected type and the file's, rather than as a missing file.
+ *
+ * Random inputs come from splitmix64, seeded per parameter from the SEED and
+ * the parameter's position, so one parameter's values do not depend on the
+ * shapes of the others: floats are standard normal (Box-Muller), integers
+ * uniform in [0, 4) (small and non-negative, so that index operands are
+ * likely in range), bools 50/50.  The same SEED gives the same inputs on
+ * every machine: the generator is integer arithmetic and the dtype rounding
+ * is fusec's own.
+ *
+ * Every file the tool writes (result .npy files, print -o) is written to a
+ * temporary file in the same folder and renamed into place, so an error never
+ * leaves a half-written output.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fusec.h"
+#include "runtime/npy.h"
+
+enum { EXIT_OK = 0, EXIT_USER = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: fusec COMMAND [OPTIONS] FILE\n"
+    "\n"
+    "Commands:\n"
+    "  check FILE    parse and verify FILE (silent on success)\n"
+    "  print FILE    print the graph in canonical text\n"
+    "  run FILE      run the graph and summarize each output\n"
+    "FILE is a text IR file (docs/ir.md), or - for standard input.\n"
+    "\n"
+    "Options:\n"
+    "  --func NAME           use function @NAME (default: @main, else the first)\n"
+    "  -o, --output PATH     print: write the text to PATH instead of stdout\n"
+    "  --inputs DIR          run: read parameter %NAME from DIR/NAME.npy\n"
+    "                        (bf16 parameters from DIR/NAME.bf16.npy, as '<u2' bits)\n"
+    "  --random-inputs SEED  run: seeded random inputs instead: floats ~ N(0, 1),\n"
+    "                        integers in [0, 4), bools 50/50\n"
+    "  --outputs DIR         run: also write output i to DIR/result<i>.npy\n"
+    "                        (result<i>.bf16.npy for bf16); DIR is created if needed\n"
+    "  --backend NAME        run: interp (default), cpu or cuda\n"
+    "  -v, --verbose         run: also summarize the inputs\n"
+    "  -h, --help            show this help\n"
+    "  --version             show the version\n"
+    "\n"
+    "Exit status: 0 success, 1 error in the input or while running,\n"
+    "2 usage error (unknown command or option, missing argument).\n";
+
+/* ---- messages ---------------------------------------------------------- */
+
+static void vmsg(const char *fmt, va_list ap) {
+    fputs("fusec: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+/* A user error: print it and give the exit status for it. */
+IR_PRINTF(1, 2) static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    return EXIT_USER;
+}
+
+/* A usage error: the same, plus where to look. */
+IR_PRINTF(1, 2) static int usage_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    fputs("Run 'fusec --help' for usage.\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Print a message from the library (already "FILE:L:C: error: ..."). */
+static void print_lib_msg(const char *m) {
+    if (!m || !*m) return;
+    fputs(m, stderr);
+    if (m[strlen(m) - 1] != '\n') fputc('\n', stderr);
+}
+
+/* Print the diagnostics collected in d, then free it. */
+static int diag_fail(ir_diag *d) {
+    print_lib_msg(d->out.buf);
+    ir_diag_free(d);
+    return EXIT_USER;
+}
+
+/* "f32[2, 3]", as the IR writes types. */
+static void type_str(char *buf, size_t cap, const fusec_tensor *t) {
+    size_t k = (size_t)snprintf(buf, cap, "%s[", fusec_dtype_name(t->dtype));
+    for (int i = 0; i < t->rank && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%" PRId64, i ? ", " : "", t->shape[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+#define TYPE_BUF (FUSEC_MAX_RANK * 24 + 16)
+
+/* ---- options ------------------------------------------------------------- */
+
+typedef struct options {
+    const char *cmd, *file;
+    const char *output, *func, *inputs, *outputs, *backend;
+    bool have_seed, verbose;
+    uint64_t seed;
+} options;
+
+enum { OPT_FUNC = 256, OPT_INPUTS, OPT_OUTPUTS, OPT_RANDOM, OPT_BACKEND, OPT_VERSION };
+
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"output", required_argument, NULL, 'o'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"func", required_argument, NULL, OPT_FUNC},
+    {"inputs", required_argument, NULL, OPT_INPUTS},
+    {"outputs", required_argument, NULL, OPT_OUTPUTS},
+    {"random-inputs", required_argument, NULL, OPT_RANDOM},
+    {"backend", required_argument, NULL, OPT_BACKEND},
+    {NULL, 0, NULL, 0},
+};
+
+/* Which commands accept an option (the getopt value). */
+static bool option_allowed(const char *cmd, int opt) {
+    bool run = strcmp(cmd, "run") == 0;
+    switch (opt) {
+    case OPT_FUNC: return true;
+    case 'o': return strcmp(cmd, "print") == 0;
+    default: return run; /* --inputs, --outputs, --random-inputs, --backend, -v */
+    }
+}
+
+static const char *option_name(int opt) {
+    if (opt == 'o') return "-o/--output";
+    if (opt == 'v') return "-v/--verbose";
+    for (const struct option *o = long_opts; o->name; o++)
+        if (o->val == opt) return o->name;
+    return "?";
+}
+
+/* getopt_long refused `arg`: say why (glibc leaves that to us with
+ * opterr = 0: an unknown option, an ambiguous abbreviation, or an argument
+ * given to an option that takes none). */
+static int bad_option(const char *arg) {
+    if (strncmp(arg, "--", 2) != 0) {
+        char c = optopt > 0 && optopt < 256 ? (char)optopt : arg[1];
+        return usage_fail("unknown option '-%c'", c);
+    }
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t n = eq ? (size_t)(eq - name) : strlen(name);
+    char list[256] = "";
+    int matches = 0;
+    const struct option *match = NULL;
+    for (const struct option *lo = long_opts; lo->name; lo++) {
+        if (strncmp(lo->name, name, n) != 0) continue;
+        if (strlen(lo->name) == n) { /* an exact match wins over abbreviations */
+            match = lo;
+            matches = 1;
+            break;
+        }
+        size_t k = strlen(list);
+        snprintf(list + k, sizeof list - k, "%s--%s", matches++ ? ", " : "", lo->name);
+        match = lo;
+    }
+    if (matches > 1) return usage_fail("option '%.*s' is ambiguous (%s)", (int)n + 2, arg, list);
+    if (matches == 1 && eq && match->has_arg == no_argument)
+        return usage_fail("option '--%s' takes no argument", match->name);
+    return usage_fail("unknown option '%s'", arg);
+}
+
+/* Parse argv into *o.  Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, options *o) {
+    int seen[OPT_VERSION + 1] = {0};
+    bool help = false, version = false;
+    const char *seed_arg = NULL;
+    opterr = 0; /* our own messages */
+    int c;
+    while ((c = getopt_long(argc, argv, ":ho:v", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': help = true; continue;
+        case OPT_VERSION: version = true; continue;
+        case ':':
+            return usage_fail("option '%s' needs an argument", argv[optind - 1]);
+        case '?': return bad_option(argv[optind - 1]);
+        default: break;
+        }
+        if (seen[c]++ && c != 'v')
+            return usage_fail("option '%s%s' given twice", c < 256 ? "" : "--", option_name(c));
+        switch (c) {
+        case 'o': o->output = optarg; break;
+        case 'v': o->verbose = true; break;
+        case OPT_FUNC: o->func = optarg; break;
+        case OPT_INPUTS: o->inputs = optarg; break;
+        case OPT_OUTPUTS: o->outputs = optarg; break;
+        case OPT_RANDOM: seed_arg = optarg; break;
+        case OPT_BACKEND: o->backend = optarg; break;
+        }
+    }
+    if (help) {
+        fputs(usage_text, stdout);
+        return EXIT_OK;
+    }
+    if (version) {
+        printf("fusec %s\n", fusec_version());
+        return EXIT_OK;
+    }
+    if (optind >= argc) return usage_fail("no command given (check, print or run)");
+    o->cmd = argv[optind++];
+    if (strcmp(o->cmd, "check") && strcmp(o->cmd, "print") && strcmp(o->cmd, "run"))
+        return usage_fail("unknown command '%s' (expected check, print or run)", o->cmd);
+    if (optind >= argc) return usage_fail("'%s' needs a FILE (or - for stdin)", o->cmd);
+    o->file = argv[optind++];
+    if (optind < argc) return usage_fail("unexpected argument '%s'", argv[optind]);
+    for (int opt = 0; opt <= OPT_VERSION; opt++) {
+        if (!seen[opt] || option_allowed(o->cmd, opt)) continue;
+        if (opt == 'o' && strcmp(o->cmd, "run") == 0)
+            return usage_fail("option '-o/--output' is not valid with 'run' (did you mean "
+                              "--outputs DIR?)");
+        return usage_fail("option '%s%s' is not valid with '%s'", opt < 256 ? "" : "--",
+                          option_name(opt), o->cmd);
+    }
+    if (seed_arg) {
+        char *end;
+        errno = 0;
+        o->seed = strtoull(seed_arg, &end, 0);
+        if (errno || end == seed_arg || *end || seed_arg[0] == '-')
+            return usage_fail("--random-inputs needs a non-negative integer seed, not '%s'",
+                              seed_arg);
+        o->have_seed = true;
+    }
+    if (o->inputs && o->have_seed)
+        return usage_fail("give either --inputs or --random-inputs, not both");
+    if (o->backend && strcmp(o->backend, "interp") && strcmp(o->backend, "cpu") &&
+        strcmp(o->backend, "cuda"))
+        return usage_fail("unknown backend '%s' (expected interp, cpu or cuda)", o->backend);
+    return -1;
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+/* Read all of FILE (or stdin for "-") into a malloc'd buffer. */
+static int read_source(const char *path, char **out, size_t *outlen) {
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) return fail("cannot open '%s': %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                if (!is_stdin) fclose(f);
+                return fail("out of memory reading '%s'", path);
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) break;
+    }
+    bool bad = ferror(f) != 0;
+    int e = errno;
+    if (!is_stdin) fclose(f);
+    if (bad) {
+        free(buf);
+        return fail("cannot read '%s': %s", is_stdin ? "<stdin>" : path, strerror(e));
+    }
+    *out = buf;
+    *outlen = len;
+    return EXIT_OK;
+}
+
+static int load_graph(const options *o, fusec_graph **g) {
+    char *src;
+    size_t len;
+    int rc = read_source(o->file, &src, &len);
+    if (rc) return rc;
+    char *err = NULL;
+    const char *name = strcmp(o->file, "-") == 0 ? "<stdin>" : o->file;
+    fusec_status st = fusec_graph_parse(src, len, name, o->func, g, &err);
+    free(src);
+    if (st != FUSEC_OK) {
+        if (err && *err) print_lib_msg(err);
+        else fail("%s: %s", name, fusec_status_string(st));
+        fusec_free(err);
+        return EXIT_USER;
+    }
+    return EXIT_OK;
+}
+
+/* Write text to path through a temporary file and a rename (see the top). */
+static int write_text_atomic(const char *path, const char *text) {
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0, plen = strlen(path);
+    char *tmp = malloc(plen + 9);
+    if (!tmp) return fail("out of memory");
+    memcpy(tmp, path, dlen);
+    tmp[dlen] = '.';
+    memcpy(tmp + dlen + 1, path + dlen, plen - dlen);
+    memcpy(tmp + plen + 1, ".XXXXXX", 8);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return fail("cannot write '%s': %s", path, strerror(e));
+    }
+    (void)fchmod(fd, 0644);
+    FILE *f = fdopen(fd, "wb");
+    size_t n = strlen(text);
+    bool ok = f && fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int e = errno;
+    if (f && fclose(f) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!f) close(fd);
+    if (ok && rename(tmp, path) != 0) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok) unlink(tmp);
+    free(tmp);
+    return ok ? EXIT_OK : fail("cannot write '%s': %s", path, strerror(e ? e : EIO));
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char *p = strdup(path);
+    if (!p) return fail("out of memory");
+    size_t n = strlen(p);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != 0) continue;
+        char saved = p[i];
+        p[i] = 0;
+        struct stat sb;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            int e = errno;
+            free(p);
+            return fail("cannot create output folder '%s': %s", path, strerror(e));
+        }
+        if (saved == 0 && (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+            free(p);
+            return fail("cannot create output folder '%s': it exists and is not a folder", path);
+        }
+        p[i] = saved;
+    }
+    free(p);
+    return EXIT_OK;
+}
+
+static bool file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* "DIR/NAME<suffix>", malloc'd. */
+static char *join(const char *dir, const char *name, const char *suffix) {
+    size_t dl = strlen(dir), n = dl + strlen(name) + strlen(suffix) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s%s%s%s", dir, dl == 0 || dir[dl - 1] == '/' ? "" : "/", name, suffix);
+    return p;
+}
+
+/* ---- inputs ---------------------------------------------------------------- */
+
+/* Read parameter `name` of type *want from DIR into *t (see the top). */
+static int read_input(const char *dir, const char *name, const fusec_tensor *want,
+                      fusec_tensor *t) {
+    bool want_bf16 = want->dtype == FUSEC_DTYPE_BF16;
+    char *plain = join(dir, name, ".npy"), *bf = join(dir, name, ".bf16.npy");
+    if (!plain || !bf) {
+        free(plain);
+        free(bf);
+        return fail("out of memory");
+    }
+    char wt[TYPE_BUF];
+    type_str(wt, sizeof wt, want);
+    const char *path = want_bf16 ? bf : plain, *other = want_bf16 ? plain : bf;
+    if (!file_exists(path) && file_exists(other)) path = other;
+    int rc = EXIT_OK;
+    if (!file_exists(path)) {
+        rc = fail("input '%s': missing file %s (expected %s)", name, want_bf16 ? bf : plain, wt);
+    } else {
+        ir_diag d;
+        ir_diag_init(&d, NULL, NULL, 0);
+        if (rt_npy_read(path, path == bf, t, &d) != FUSEC_OK) {
+            rc = diag_fail(&d);
+        } else {
+            ir_diag_free(&d);
+            bool same = t->dtype == want->dtype && t->rank == want->rank;
+            for (int i = 0; same && i < t->rank; i++) same = t->shape[i] == want->shape[i];
+            if (!same) {
+                char ft[TYPE_BUF];
+                type_str(ft, sizeof ft, t);
+                rc = fail("input '%s': expected %s, file %s has %s%s", name, wt, path, ft,
+                          want_bf16 && path == plain
+                              ? " (bf16 inputs are read as '<u2' bit patterns from NAME.bf16.npy)"
+                              : "");
+                free(t->data);
+                t->data = NULL;
+            }
+        }
+    }
+    free(plain);
+    free(bf);
+    return rc;
+}
+
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+/* Fill t (allocated here) with pseudo-random values for parameter `index`. */
+static int random_input(uint64_t seed, int index, fusec_tensor *t) {
+    int64_t n = fusec_tensor_numel(t);
+    size_t esize = fusec_dtype_size(t->dtype);
+    if (n < 0 || (uint64_t)n > SIZE_MAX / esize) return fail("input %d is too large", index);
+    t->data = malloc(n ? (size_t)n * esize : 1);
+    if (!t->data) return fail("out of memory making random inputs");
+    uint64_t st = seed ^ (0xD1B54A32D192ED03u * (uint64_t)(index + 1));
+    splitmix64(&st);
+    bool is_float = t->dtype == FUSEC_DTYPE_F64 || t->dtype == FUSEC_DTYPE_F32 ||
+                    t->dtype == FUSEC_DTYPE_F16 || t->dtype == FUSEC_DTYPE_BF16;
+    for (int64_t i = 0; i < n; i++) {
+        if (is_float) {
+            /* Box-Muller: two uniforms give two independent normals. */
+            double u1 = (double)((splitmix64(&st) >> 11) + 1) * 0x1p-53; /* (0, 1] */
+            double u2 = (double)(splitmix64(&st) >> 11) * 0x1p-53;       /* [0, 1) */
+            double r = sqrt(-2.0 * log(u1));
+            ir_store_f(t->dtype, t->data, i, r * cos(2 * M_PI * u2));
+            if (++i < n) ir_store_f(t->dtype, t->data, i, r * sin(2 * M_PI * u2));
+        } else if (t->dtype == FUSEC_DTYPE_BOOL) {
+            ir_store_i(t->dtype, t->data, i, (int64_t)(splitmix64(&st) >> 63));
+        } else {
+            ir_store_i(t->dtype, t->data, i, (int64_t)(splitmix64(&st) >> 62));
+        }
+    }
+    return EXIT_OK;
+}
+
+/* ---- summaries --------------------------------------------------------------- */
+
+#define SHOW_VALUES 8
+
+/* %.6g, but every NaN prints as "nan" whatever its sign bit. */
+static void print_f(double v) {
+    if (isnan(v)) printf("nan");
+    else printf("%.6g", v);
+}
+
+/* One line per tensor: type, statistics (as NumPy's nanmin/nanmax/nanmean
+ * for floats, with NaN and inf counted), and the first values. */
+static void summarize(const char *label, const char *path, const fusec_tensor *t) {
+    char ts[TYPE_BUF];
+    type_str(ts, sizeof ts, t);
+    int64_t n = fusec_tensor_numel(t);
+    printf("%s", label);
+    if (path) printf(" (%s)", path);
+    printf(": %s", ts);
+    fusec_dtype dt = t->dtype;
+    bool is_float = dt == FUSEC_DTYPE_F64 || dt == FUSEC_DTYPE_F32 || dt == FUSEC_DTYPE_F16 ||
+                    dt == FUSEC_DTYPE_BF16;
+    if (dt == FUSEC_DTYPE_BOOL) {
+        int64_t ntrue = 0;
+        for (int64_t i = 0; i < n; i++) ntrue += ir_load_i(dt, t->data, i) != 0;
+        printf(" true=%" PRId64 " false=%" PRId64, ntrue, n - ntrue);
+    } else if (is_float) {
+        int64_t nnan = 0, ninf = 0, cnt = 0;
+        double mn = INFINITY, mx = -INFINITY, sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double v = ir_load_f(dt, t->data, i);
+            if (isnan(v)) {
+                nnan++;
+                continue;
+            }
+            if (isinf(v)) ninf++;
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            sum += v;
+            cnt++;
+        }
+        if (cnt) {
+            printf(" min=");
+            print_f(mn);
+            printf(" max=");
+            print_f(mx);
+            printf(" mean=");
+            print_f(sum / (double)cnt);
+        }
+        printf(" nan=%" PRId64 " inf=%" PRId64, nnan, ninf);
+    } else if (n > 0) {
+        int64_t mn = INT64_MAX, mx = INT64_MIN;
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t v = ir_load_i(dt, t->data, i);
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            sum += (double)v;
+        }
+        printf(" min=%" PRId64 " max=%" PRId64 " mean=%.6g", mn, mx, sum / (double)n);
+    }
+    printf(" [");
+    for (int64_t i = 0; i < n && i < SHOW_VALUES; i++) {
+        if (i) printf(", ");
+        if (dt == FUSEC_DTYPE_BOOL) printf("%s", ir_load_i(dt, t->data, i) ? "true" : "false");
+        else if (is_float) print_f(ir_load_f(dt, t->data, i));
+        else printf("%" PRId64, ir_load_i(dt, t->data, i));
+    }
+    printf("%s]\n", n > SHOW_VALUES ? ", ..." : "");
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+static int cmd_check(const options *o) {
+    fusec_graph *g;
+    int rc = load_graph(o, &g);
+    if (rc) return rc;
+    fusec_graph_destroy(g);
+    return EXIT_OK;
+}
+
+static int cmd_print(const options *o) {
+    fusec_graph *g;
+    int rc = load_graph(o, &g);
+    if (rc) return rc;
+    char *text = fusec_graph_print(g);
+    fusec_graph_destroy(g);
+    if (!text) return fail("cannot print the graph (out of memory)");
+    if (o->output && strcmp(o->output, "-") != 0) {
+        rc = write_text_atomic(o->output, text);
+    } else {
+        fputs(text, stdout);
+        if (fflush(stdout) != 0) rc = fail("cannot write to stdout: %s", strerror(errno));
+    }
+    fusec_free(text);
+    return rc;
+}
+
+static void free_tensors(fusec_tensor *ts, int n, bool lib_owned) {
+    for (int i = 0; ts && i < n; i++) {
+        if (lib_owned) fusec_free(ts[i].data);
+        else free(ts[i].data);
+    }
+    free(ts);
+}
+
+static int cmd_run(const options *o) {
+    fusec_backend backend = FUSEC_BACKEND_INTERP;
+    const char *bname = o->backend ? o->backend : "interp";
+    if (strcmp(bname, "cpu") == 0) backend = FUSEC_BACKEND_CPU;
+    if (strcmp(bname, "cuda") == 0) backend = FUSEC_BACKEND_CUDA;
+
+    fusec_graph *g;
+    int rc = load_graph(o, &g);
+    if (rc) return rc;
+    int nin = fusec_graph_num_inputs(g), nout = fusec_graph_num_outputs(g);
+    if (nin > 0 && !o->inputs && !o->have_seed) {
+        fusec_graph_destroy(g);
+        return usage_fail("'run' needs --inputs DIR or --random-inputs SEED "
+                          "(the graph has %d parameter%s)", nin, nin == 1 ? "" : "s");
+    }
+    fusec_module *m = NULL;
+    char *err = NULL;
+    fusec_status st = fusec_compile(g, backend, &m, &err);
+    if (st != FUSEC_OK) {
+        if (st == FUSEC_ERR_UNSUPPORTED && backend != FUSEC_BACKEND_INTERP)
+            fail("backend '%s' is not built into this fusec", bname);
+        else if (err && *err)
+            print_lib_msg(err);
+        else
+            fail("cannot compile: %s", fusec_status_string(st));
+        fusec_free(err);
+        fusec_graph_destroy(g);
+        return EXIT_USER;
+    }
+
+    fusec_tensor *in = calloc((size_t)nin + 1, sizeof *in);
+    fusec_tensor *out = calloc((size_t)nout + 1, sizeof *out);
+    const char **names = calloc((size_t)nin + 1, sizeof *names);
+    if (!in || !out || !names) rc = fail("out of memory");
+    if (!rc && o->inputs) {
+        struct stat sb;
+        if (stat(o->inputs, &sb) != 0)
+            rc = fail("inputs folder '%s': %s", o->inputs, strerror(errno));
+        else if (!S_ISDIR(sb.st_mode))
+            rc = fail("inputs folder '%s' is not a folder", o->inputs);
+    }
+    for (int i = 0; !rc && i < nin; i++) {
+        fusec_tensor want;
+        fusec_graph_input_info(g, i, &names[i], &want);
+        for (int k = 0; k < want.rank; k++)
+            if (want.shape[k] < 0)
+                rc = fail("input '%s' has a symbolic size; 'run' needs static shapes", names[i]);
+        if (rc) break;
+        if (o->inputs) {
+            rc = read_input(o->inputs, names[i], &want, &in[i]);
+        } else {
+            in[i] = want;
+            rc = random_input(o->seed, i, &in[i]);
+        }
+    }
+    if (!rc && o->verbose)
+        for (int i = 0; i < nin; i++) {
+            char label[256];
+            snprintf(label, sizeof label, "input %s", names[i]);
+            summarize(label, NULL, &in[i]);
+        }
+    if (!rc) {
+        st = fusec_module_run(m, in, nin, out, nout, &err);
+        if (st != FUSEC_OK) {
+            if (err && *err) print_lib_msg(err);
+            else fail("run failed: %s", fusec_status_string(st));
+            rc = EXIT_USER;
+            for (int i = 0; i < nout; i++) out[i].data = NULL;
+        }
+        fusec_free(err);
+    }
+    if (!rc && o->outputs) rc = make_dirs(o->outputs);
+    for (int i = 0; !rc && i < nout; i++) {
+        char label[32], fname[48];
+        snprintf(label, sizeof label, "result%d", i);
+        char *path = NULL;
+        if (o->outputs) {
+            snprintf(fname, sizeof fname, "%s%s", label,
+                     out[i].dtype == FUSEC_DTYPE_BF16 ? ".bf16.npy" : ".npy");
+            path = join(o->outputs, fname, "");
+            if (!path) {
+                rc = fail("out of memory");
+                break;
+            }
+            ir_diag d;
+            ir_diag_init(&d, NULL, NULL, 0);
+            if (rt_npy_write(path, &out[i], &d) != FUSEC_OK) rc = diag_fail(&d);
+            else ir_diag_free(&d);
+        }
+        if (!rc) summarize(label, path, &out[i]);
+        free(path);
+    }
+    free_tensors(in, nin, false);
+    free_tensors(out, nout, true);
+    free(names);
+    fusec_module_destroy(m);
+    fusec_graph_destroy(g);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    options o = {0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) return rc;
+    if (strcmp(o.cmd, "check") == 0) return cmd_check(&o);
+    if (strcmp(o.cmd, "print") == 0) return cmd_print(&o);
+    return cmd_run(&o);
+}
