@@ -322,7 +322,7 @@ bool rt_k_embedding(const ir_node *n, const fusec_tensor *in, fusec_tensor *out,
 bool rt_k_gather(const ir_node *n, const fusec_tensor *in, fusec_tensor *out, ir_diag *d) {
     const fusec_tensor *x = &in[0], *ix = &in[1];
     int r = x->rank, a = axis_attr(n, "axis", r);
-    int64_t cnt = numel(out), xs[IR_MAX_RANK], st[IR_MAX_RANK], idx[IR_MAX_RANK] = {0};
+    int64_t cnt = numel(out), xs[IR_MAX_RANK] = {0}, st[IR_MAX_RANK] = {0}, idx[IR_MAX_RANK] = {0};
     row_strides(x, xs);
     memcpy(st, xs, sizeof st);
     st[a] = 0; /* the axis coordinate comes from idx, not from the position */

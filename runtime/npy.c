@@ -440,7 +440,7 @@ static void fill_tensor(const npy_header *hd, void *data, fusec_tensor *t) {
 fusec_status rt_npy_parse(const void *buf, size_t len, const char *name, bool bf16,
                           fusec_tensor *t, ir_diag *d) {
     npy_header hd;
-    size_t off;
+    size_t off = 0;
     memset(t, 0, sizeof *t);
     fusec_status st = parse_image(buf, len, name, bf16, d, &hd, &off);
     if (st) return st;
@@ -496,13 +496,13 @@ fusec_status rt_npy_read(const char *path, bool bf16, fusec_tensor *t, ir_diag *
         fclose(f);
         return npy_fail(d, path, FUSEC_ERR_IO, "is a directory, not a .npy file");
     }
-    unsigned char *buf;
-    size_t len;
+    unsigned char *buf = NULL;
+    size_t len = 0;
     fusec_status st = read_all(f, path, &buf, &len, d);
     fclose(f);
     if (st) return st;
     npy_header hd;
-    size_t off;
+    size_t off = 0;
     st = parse_image(buf, len, path, bf16, d, &hd, &off);
     if (st) {
         free(buf);

@@ -5,7 +5,10 @@
  *   fusec check FILE                        parse and verify; silent on success
  *   fusec print FILE [-o OUT]               canonical text
  *   fusec run FILE (--inputs DIR | --random-inputs SEED) [--outputs DIR]
- *                  [--backend interp|cpu|cuda] [--func NAME] [-v]
+ *                  [--backend interp|plan|cpu|cuda] [--func NAME] [-v]
+ *   fusec opt FILE [--passes=A,B] [--print-after=NAME|all] [--time-passes] [--stats]
+ *   fusec plan FILE [-o OUT]                the fused, memory-planned plan
+ *   fusec passes                            the passes and the default pipeline
  *
  * Exit status: 0 success; 1 a user error (bad IR, a missing or malformed
  * input file, a run-time error); 2 a usage error (unknown command or option,
@@ -58,6 +61,9 @@ static const char usage_text[] =
     "  check FILE    parse and verify FILE (silent on success)\n"
     "  print FILE    print the graph in canonical text\n"
     "  run FILE      run the graph and summarize each output\n"
+    "  opt FILE      run passes over the graph and print the result\n"
+    "  plan FILE     optimize, fuse and plan memory; print the plan\n"
+    "  passes        list the passes and the default pipeline\n"
     "FILE is a text IR file (docs/ir.md), or - for standard input.\n"
     "\n"
     "Options:\n"
@@ -69,7 +75,12 @@ static const char usage_text[] =
     "                        integers in [0, 4), bools 50/50\n"
     "  --outputs DIR         run: also write output i to DIR/result<i>.npy\n"
     "                        (result<i>.bf16.npy for bf16); DIR is created if needed\n"
-    "  --backend NAME        run: interp (default), cpu or cuda\n"
+    "  --backend NAME        run: interp (default), plan (the fused plan, executed\n"
+    "                        on the CPU element by element), cpu or cuda\n"
+    "  --passes=A,B,C        opt: the passes to run (default: the default pipeline)\n"
+    "  --print-after=NAME    opt: print the IR after pass NAME (or 'all') to stderr\n"
+    "  --time-passes         opt: print each pass's time to stderr\n"
+    "  --stats               opt: print what each pass did to stderr\n"
     "  -v, --verbose         run: also summarize the inputs\n"
     "  -h, --help            show this help\n"
     "  --version             show the version\n"
@@ -132,11 +143,23 @@ static void type_str(char *buf, size_t cap, const fusec_tensor *t) {
 typedef struct options {
     const char *cmd, *file;
     const char *output, *func, *inputs, *outputs, *backend;
-    bool have_seed, verbose;
+    const char *passes, *print_after;
+    bool have_seed, verbose, time_passes, stats;
     uint64_t seed;
 } options;
 
-enum { OPT_FUNC = 256, OPT_INPUTS, OPT_OUTPUTS, OPT_RANDOM, OPT_BACKEND, OPT_VERSION };
+enum {
+    OPT_FUNC = 256,
+    OPT_INPUTS,
+    OPT_OUTPUTS,
+    OPT_RANDOM,
+    OPT_BACKEND,
+    OPT_PASSES,
+    OPT_PRINT_AFTER,
+    OPT_TIME_PASSES,
+    OPT_STATS,
+    OPT_VERSION
+};
 
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
@@ -148,6 +171,10 @@ static const struct option long_opts[] = {
     {"outputs", required_argument, NULL, OPT_OUTPUTS},
     {"random-inputs", required_argument, NULL, OPT_RANDOM},
     {"backend", required_argument, NULL, OPT_BACKEND},
+    {"passes", required_argument, NULL, OPT_PASSES},
+    {"print-after", required_argument, NULL, OPT_PRINT_AFTER},
+    {"time-passes", no_argument, NULL, OPT_TIME_PASSES},
+    {"stats", no_argument, NULL, OPT_STATS},
     {NULL, 0, NULL, 0},
 };
 
@@ -155,8 +182,12 @@ static const struct option long_opts[] = {
 static bool option_allowed(const char *cmd, int opt) {
     bool run = strcmp(cmd, "run") == 0;
     switch (opt) {
-    case OPT_FUNC: return true;
-    case 'o': return strcmp(cmd, "print") == 0;
+    case OPT_FUNC: return strcmp(cmd, "passes") != 0;
+    case 'o': return strcmp(cmd, "print") == 0 || strcmp(cmd, "opt") == 0 || strcmp(cmd, "plan") == 0;
+    case OPT_PASSES:
+    case OPT_PRINT_AFTER:
+    case OPT_TIME_PASSES:
+    case OPT_STATS: return strcmp(cmd, "opt") == 0;
     default: return run; /* --inputs, --outputs, --random-inputs, --backend, -v */
     }
 }
@@ -225,6 +256,10 @@ static int parse_args(int argc, char **argv, options *o) {
         case OPT_OUTPUTS: o->outputs = optarg; break;
         case OPT_RANDOM: seed_arg = optarg; break;
         case OPT_BACKEND: o->backend = optarg; break;
+        case OPT_PASSES: o->passes = optarg; break;
+        case OPT_PRINT_AFTER: o->print_after = optarg; break;
+        case OPT_TIME_PASSES: o->time_passes = true; break;
+        case OPT_STATS: o->stats = true; break;
         }
     }
     if (help) {
@@ -235,12 +270,16 @@ static int parse_args(int argc, char **argv, options *o) {
         printf("fusec %s\n", fusec_version());
         return EXIT_OK;
     }
-    if (optind >= argc) return usage_fail("no command given (check, print or run)");
+    if (optind >= argc) return usage_fail("no command given (check, print, run, opt, plan or passes)");
     o->cmd = argv[optind++];
-    if (strcmp(o->cmd, "check") && strcmp(o->cmd, "print") && strcmp(o->cmd, "run"))
-        return usage_fail("unknown command '%s' (expected check, print or run)", o->cmd);
-    if (optind >= argc) return usage_fail("'%s' needs a FILE (or - for stdin)", o->cmd);
-    o->file = argv[optind++];
+    if (strcmp(o->cmd, "check") && strcmp(o->cmd, "print") && strcmp(o->cmd, "run") &&
+        strcmp(o->cmd, "opt") && strcmp(o->cmd, "plan") && strcmp(o->cmd, "passes"))
+        return usage_fail("unknown command '%s' (expected check, print, run, opt, plan or passes)",
+                          o->cmd);
+    if (strcmp(o->cmd, "passes") != 0) {
+        if (optind >= argc) return usage_fail("'%s' needs a FILE (or - for stdin)", o->cmd);
+        o->file = argv[optind++];
+    }
     if (optind < argc) return usage_fail("unexpected argument '%s'", argv[optind]);
     for (int opt = 0; opt <= OPT_VERSION; opt++) {
         if (!seen[opt] || option_allowed(o->cmd, opt)) continue;
@@ -261,9 +300,9 @@ static int parse_args(int argc, char **argv, options *o) {
     }
     if (o->inputs && o->have_seed)
         return usage_fail("give either --inputs or --random-inputs, not both");
-    if (o->backend && strcmp(o->backend, "interp") && strcmp(o->backend, "cpu") &&
-        strcmp(o->backend, "cuda"))
-        return usage_fail("unknown backend '%s' (expected interp, cpu or cuda)", o->backend);
+    if (o->backend && strcmp(o->backend, "interp") && strcmp(o->backend, "plan") &&
+        strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda"))
+        return usage_fail("unknown backend '%s' (expected interp, plan, cpu or cuda)", o->backend);
     return -1;
 }
 
@@ -304,8 +343,8 @@ static int read_source(const char *path, char **out, size_t *outlen) {
 }
 
 static int load_graph(const options *o, fusec_graph **g) {
-    char *src;
-    size_t len;
+    char *src = NULL;
+    size_t len = 0;
     int rc = read_source(o->file, &src, &len);
     if (rc) return rc;
     char *err = NULL;
@@ -572,6 +611,67 @@ static int cmd_print(const options *o) {
     return rc;
 }
 
+/* Write text to -o PATH (atomically) or stdout. */
+static int emit_text(const options *o, const char *text) {
+    if (o->output && strcmp(o->output, "-") != 0) return write_text_atomic(o->output, text);
+    fputs(text, stdout);
+    if (fflush(stdout) != 0) return fail("cannot write to stdout: %s", strerror(errno));
+    return EXIT_OK;
+}
+
+static int cmd_opt(const options *o) {
+    fusec_graph *g;
+    int rc = load_graph(o, &g);
+    if (rc) return rc;
+    fusec_opt_options oo = {.passes = o->passes, .print_after = o->print_after,
+                            .time_passes = o->time_passes, .stats = o->stats};
+    char *report = NULL, *err = NULL;
+    fusec_status st = fusec_graph_optimize(g, &oo, &report, &err);
+    if (report) fputs(report, stderr);
+    fusec_free(report);
+    if (st != FUSEC_OK) {
+        print_lib_msg(err);
+        fusec_free(err);
+        fusec_graph_destroy(g);
+        return EXIT_USER;
+    }
+    char *text = fusec_graph_print(g);
+    fusec_graph_destroy(g);
+    if (!text) return fail("cannot print the graph (out of memory)");
+    rc = emit_text(o, text);
+    fusec_free(text);
+    return rc;
+}
+
+static int cmd_plan(const options *o) {
+    fusec_graph *g;
+    int rc = load_graph(o, &g);
+    if (rc) return rc;
+    fusec_module *m = NULL;
+    char *err = NULL;
+    fusec_status st = fusec_compile(g, FUSEC_BACKEND_PLAN, &m, &err);
+    fusec_graph_destroy(g);
+    if (st != FUSEC_OK) {
+        print_lib_msg(err);
+        fusec_free(err);
+        return EXIT_USER;
+    }
+    char *text = fusec_module_describe(m);
+    fusec_module_destroy(m);
+    if (!text) return fail("cannot describe the plan (out of memory)");
+    rc = emit_text(o, text);
+    fusec_free(text);
+    return rc;
+}
+
+static int cmd_passes(void) {
+    char *text = fusec_pass_list();
+    if (!text) return fail("out of memory");
+    fputs(text, stdout);
+    fusec_free(text);
+    return EXIT_OK;
+}
+
 static void free_tensors(fusec_tensor *ts, int n, bool lib_owned) {
     for (int i = 0; ts && i < n; i++) {
         if (lib_owned) fusec_free(ts[i].data);
@@ -583,6 +683,7 @@ static void free_tensors(fusec_tensor *ts, int n, bool lib_owned) {
 static int cmd_run(const options *o) {
     fusec_backend backend = FUSEC_BACKEND_INTERP;
     const char *bname = o->backend ? o->backend : "interp";
+    if (strcmp(bname, "plan") == 0) backend = FUSEC_BACKEND_PLAN;
     if (strcmp(bname, "cpu") == 0) backend = FUSEC_BACKEND_CPU;
     if (strcmp(bname, "cuda") == 0) backend = FUSEC_BACKEND_CUDA;
 
@@ -686,5 +787,8 @@ int main(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (strcmp(o.cmd, "check") == 0) return cmd_check(&o);
     if (strcmp(o.cmd, "print") == 0) return cmd_print(&o);
+    if (strcmp(o.cmd, "opt") == 0) return cmd_opt(&o);
+    if (strcmp(o.cmd, "plan") == 0) return cmd_plan(&o);
+    if (strcmp(o.cmd, "passes") == 0) return cmd_passes();
     return cmd_run(&o);
 }
