@@ -1,7 +1,6 @@
 /*
  * api.c - the public API around graphs and modules: creating, parsing,
- * printing and describing graphs, compiling them into modules and running
- * modules, plus the small helpers (status strings, dtypes, version).  The
+ * printing and describing graphs, plus the small helpers (status strings, dtypes, version).  The
  * per-op builders live in trace.c; both share the handle of api.h.
  *
  * A fusec_graph is an ir_graph plus three things the IR does not need:
@@ -21,14 +20,7 @@
  *    fe_name_taken checks both directions, and a value created later whose
  *    id is already taken as a digit name gets a fresh name "_<id>".
  *
- * Compiling.  A module owns a private, verified copy of the graph so the
- * caller may destroy or keep tracing g.  The copy is made by printing g and
- * parsing the text back: print-then-parse is already an invariant every
- * test checks, the parser verifies every function it reads, and the module
- * keeps the text so run-time errors can quote the offending line of the
- * canonical form ("@f:7:8: error: ...").  A module is never written after
- * fusec_compile returns and the interpreter keeps no global state, so
- * fusec_module_run is safe from several threads at once.
+ * Compiling and running modules is runtime/module.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -38,14 +30,6 @@
 
 #include "frontend/api.h"
 #include "frontend/parse.h"
-#include "runtime/interp.h"
-
-struct fusec_module {
-    ir_graph *g;
-    fusec_backend backend;
-    char *text;    /* the canonical text g was parsed from */
-    char *srcname; /* "@name", the file name its diagnostics show */
-};
 
 /* ---- small public helpers --------------------------------------------- */
 
@@ -84,9 +68,7 @@ int64_t fusec_tensor_numel(const fusec_tensor *t) {
 
 void fusec_free(void *p) { free(p); }
 
-/* *errmsg = formatted message, where the caller asked for one. */
-static void set_errmsg(char **errmsg, const char *fmt, ...) IR_PRINTF(2, 3);
-static void set_errmsg(char **errmsg, const char *fmt, ...) {
+void fe_set_errmsg(char **errmsg, const char *fmt, ...) {
     if (!errmsg) return;
     ir_str s = {0};
     va_list ap;
@@ -96,8 +78,7 @@ static void set_errmsg(char **errmsg, const char *fmt, ...) {
     *errmsg = ir_str_take(&s);
 }
 
-/* *errmsg = the rendered diagnostics of d (the caller frees d). */
-static void take_diag(char **errmsg, ir_diag *d) {
+void fe_take_diag(char **errmsg, ir_diag *d) {
     if (!errmsg) return;
     *errmsg = ir_str_take(&d->out);
 }
@@ -315,12 +296,12 @@ fusec_status fusec_graph_parse(const char *src, size_t len, const char *filename
                                const char *func, fusec_graph **out, char **errmsg) {
     if (errmsg) *errmsg = NULL;
     if (!out) {
-        set_errmsg(errmsg, "fusec_graph_parse: out is NULL");
+        fe_set_errmsg(errmsg, "fusec_graph_parse: out is NULL");
         return FUSEC_ERR_INVALID;
     }
     *out = NULL;
     if (!src && len) {
-        set_errmsg(errmsg, "fusec_graph_parse: src is NULL");
+        fe_set_errmsg(errmsg, "fusec_graph_parse: src is NULL");
         return FUSEC_ERR_INVALID;
     }
     if (!src) src = "";
@@ -330,7 +311,7 @@ fusec_status fusec_graph_parse(const char *src, size_t len, const char *filename
     ir_graph *ig = fe_parse(src, len, filename, func, &d);
     if (!ig) {
         fusec_status st = d.out.oom ? FUSEC_ERR_NOMEM : FUSEC_ERR_PARSE;
-        take_diag(errmsg, &d);
+        fe_take_diag(errmsg, &d);
         ir_diag_free(&d);
         return st;
     }
@@ -338,7 +319,7 @@ fusec_status fusec_graph_parse(const char *src, size_t len, const char *filename
     fusec_graph *g = fe_graph_wrap(ig);
     if (!g) {
         ir_graph_free(ig);
-        set_errmsg(errmsg, "fusec_graph_parse: out of memory");
+        fe_set_errmsg(errmsg, "fusec_graph_parse: out of memory");
         return FUSEC_ERR_NOMEM;
     }
     *out = g;
@@ -350,12 +331,12 @@ fusec_status fusec_graph_parse_file(const char *path, const char *func, fusec_gr
     if (errmsg) *errmsg = NULL;
     if (out) *out = NULL;
     if (!path) {
-        set_errmsg(errmsg, "fusec_graph_parse_file: path is NULL");
+        fe_set_errmsg(errmsg, "fusec_graph_parse_file: path is NULL");
         return FUSEC_ERR_INVALID;
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_errmsg(errmsg, "fusec_graph_parse_file: cannot open '%s': %s", path, strerror(errno));
+        fe_set_errmsg(errmsg, "fusec_graph_parse_file: cannot open '%s': %s", path, strerror(errno));
         return FUSEC_ERR_IO;
     }
     char *buf = NULL;
@@ -367,7 +348,7 @@ fusec_status fusec_graph_parse_file(const char *path, const char *func, fusec_gr
             if (!p) {
                 free(buf);
                 fclose(f);
-                set_errmsg(errmsg, "fusec_graph_parse_file: out of memory reading '%s'", path);
+                fe_set_errmsg(errmsg, "fusec_graph_parse_file: out of memory reading '%s'", path);
                 return FUSEC_ERR_NOMEM;
             }
             buf = p;
@@ -381,7 +362,7 @@ fusec_status fusec_graph_parse_file(const char *path, const char *func, fusec_gr
     fclose(f);
     if (bad) {
         free(buf);
-        set_errmsg(errmsg, "fusec_graph_parse_file: cannot read '%s': %s", path,
+        fe_set_errmsg(errmsg, "fusec_graph_parse_file: cannot read '%s': %s", path,
                    read_errno ? strerror(read_errno) : "read error");
         return FUSEC_ERR_IO;
     }
@@ -437,113 +418,4 @@ fusec_status fusec_graph_output_info(const fusec_graph *g, int i, fusec_tensor *
     if (!g || i < 0 || i >= g->g->nresults) return FUSEC_ERR_INVALID;
     if (desc) describe(g->g->results[i], desc);
     return FUSEC_OK;
-}
-
-/* ---- compiling and running ----------------------------------------------- */
-
-void fusec_module_destroy(fusec_module *m) {
-    if (!m) return;
-    if (m->g) ir_graph_free(m->g);
-    free(m->text);
-    free(m->srcname);
-    free(m);
-}
-
-fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_module **out,
-                           char **errmsg) {
-    if (errmsg) *errmsg = NULL;
-    if (!out) {
-        set_errmsg(errmsg, "fusec_compile: out is NULL");
-        return FUSEC_ERR_INVALID;
-    }
-    *out = NULL;
-    if (!g) {
-        set_errmsg(errmsg, "fusec_compile: graph is NULL");
-        return FUSEC_ERR_INVALID;
-    }
-    if (g->err) {
-        set_errmsg(errmsg, "fusec_compile: graph @%s holds an error: %s", g->g->name, g->err);
-        return FUSEC_ERR_INVALID;
-    }
-    switch (backend) {
-    case FUSEC_BACKEND_INTERP: break;
-    case FUSEC_BACKEND_CPU:
-    case FUSEC_BACKEND_CUDA:
-        set_errmsg(errmsg, "fusec_compile: backend '%s' is not built into this fusec",
-                   backend == FUSEC_BACKEND_CPU ? "cpu" : "cuda");
-        return FUSEC_ERR_UNSUPPORTED;
-    default:
-        set_errmsg(errmsg, "fusec_compile: unknown backend %d", (int)backend);
-        return FUSEC_ERR_INVALID;
-    }
-    if (g->g->nresults == 0) {
-        set_errmsg(errmsg, "fusec_compile: graph @%s has no outputs (mark them with fusec_output)",
-                   g->g->name);
-        return FUSEC_ERR_INVALID;
-    }
-
-    fusec_module *m = calloc(1, sizeof *m);
-    ir_str name = {0};
-    ir_str_printf(&name, "@%s", g->g->name);
-    char *srcname = ir_str_take(&name);
-    char *text = fusec_graph_print(g);
-    if (!m || !srcname || !text) {
-        free(m);
-        free(srcname);
-        free(text);
-        set_errmsg(errmsg, "fusec_compile: out of memory");
-        return FUSEC_ERR_NOMEM;
-    }
-    m->backend = backend;
-    m->text = text;
-    m->srcname = srcname;
-    ir_diag d;
-    ir_diag_init(&d, srcname, text, strlen(text));
-    m->g = fe_parse(text, strlen(text), srcname, g->g->name, &d);
-    if (!m->g) {
-        /* Printing then parsing is an invariant, so this is a compiler bug
-         * or something the text IR cannot say yet; either way, say it. */
-        set_errmsg(errmsg, "fusec_compile: the graph does not read back from its printed form:\n%s",
-                   d.out.buf ? d.out.buf : "");
-        ir_diag_free(&d);
-        fusec_module_destroy(m);
-        return FUSEC_ERR_INVALID;
-    }
-    ir_diag_free(&d);
-    *out = m;
-    return FUSEC_OK;
-}
-
-fusec_status fusec_module_run(const fusec_module *m, const fusec_tensor *inputs, int n_in,
-                              fusec_tensor *outputs, int n_out, char **errmsg) {
-    if (errmsg) *errmsg = NULL;
-    if (!m) {
-        set_errmsg(errmsg, "fusec_module_run: module is NULL");
-        return FUSEC_ERR_INVALID;
-    }
-    const ir_graph *g = m->g;
-    if (n_in != g->nparams || (n_in > 0 && !inputs)) {
-        set_errmsg(errmsg, "fusec_module_run: @%s takes %d input%s, got %d%s", g->name,
-                   g->nparams, g->nparams == 1 ? "" : "s", n_in,
-                   n_in > 0 && !inputs ? " and a NULL array" : "");
-        return FUSEC_ERR_INVALID;
-    }
-    if (n_out != g->nresults || !outputs) {
-        set_errmsg(errmsg, "fusec_module_run: @%s returns %d output%s, got room for %d%s",
-                   g->name, g->nresults, g->nresults == 1 ? "" : "s", n_out,
-                   !outputs ? " in a NULL array" : "");
-        return FUSEC_ERR_INVALID;
-    }
-    /* The interpreter checks each input against its parameter's type. */
-    for (int i = 0; i < n_out; i++) outputs[i].data = NULL;
-
-    ir_diag d;
-    ir_diag_init(&d, m->srcname, m->text, strlen(m->text));
-    fusec_status st = rt_interp_run(g, inputs, n_in, outputs, n_out, &d);
-    if (st != FUSEC_OK) {
-        for (int i = 0; i < n_out; i++) outputs[i].data = NULL;
-        take_diag(errmsg, &d);
-    }
-    ir_diag_free(&d);
-    return st;
 }

@@ -1,7 +1,8 @@
 /*
  * api.h - the inside of a fusec_graph handle, shared by frontend/api.c (the
  * handle's life, parsing, printing, compiling) and frontend/trace.c (the
- * builders).  Not installed; nothing outside frontend/ includes it.
+ * builders), and runtime/module.c (compiling handles into modules).  Not
+ * installed.
  *
  * A handle wraps one ir_graph and adds what the public API promises on top of
  * the IR: the first error of a trace (sticky), a registry of the values the
@@ -44,6 +45,11 @@ bool fe_graph_adopt(fusec_graph *g, ir_value *v);
 /* Whether v is a value this handle registered (params, node results, traced
  * scalars).  v must point to a live ir_value of some graph. */
 bool fe_graph_owns(const fusec_graph *g, const ir_value *v);
+
+/* *errmsg = a formatted message, where the caller asked for one (errmsg
+ * not NULL); *errmsg = the rendered diagnostics of d (the caller frees d). */
+void fe_set_errmsg(char **errmsg, const char *fmt, ...) IR_PRINTF(2, 3);
+void fe_take_diag(char **errmsg, ir_diag *d);
 
 /* Names: `[A-Za-z_][A-Za-z0-9_.]*` or digits (spec section 2). */
 bool fe_name_valid(const char *s);

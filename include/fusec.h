@@ -285,13 +285,39 @@ typedef enum fusec_backend {
     FUSEC_BACKEND_INTERP = 0, /* the reference interpreter (always present) */
     FUSEC_BACKEND_CPU = 1,    /* LLVM ORC JIT                               */
     FUSEC_BACKEND_CUDA = 2,   /* NVRTC + CUDA Driver API                    */
+    FUSEC_BACKEND_PLAN = 3,   /* the optimized, fused, memory-planned plan,
+                                 executed on the CPU element by element: slow
+                                 by design, it checks the passes            */
 } fusec_backend;
+
+/* ---- optimizing ---------------------------------------------------------- */
+
+typedef struct fusec_opt_options {
+    const char *passes;      /* comma-separated pass names; NULL = the default pipeline */
+    const char *print_after; /* a pass name or "all": the IR after it goes to *report */
+    bool time_passes;        /* per-pass timings into *report */
+    bool stats;              /* per-pass counters into *report */
+} fusec_opt_options;
+
+/* Run passes over g in place (o may be NULL: the default pipeline).  The
+ * verifier runs after every pass.  If report is not NULL it receives what
+ * print_after, time_passes and stats asked for (free with fusec_free).  On
+ * failure g is left valid but may be partly optimized. */
+FUSEC_API fusec_status fusec_graph_optimize(fusec_graph *g, const fusec_opt_options *o,
+                                            char **report, char **errmsg);
+/* The names and one-line summaries of the passes, one per line, and the
+ * default pipeline (free with fusec_free). */
+FUSEC_API char *fusec_pass_list(void);
 
 /* Compile g for a backend.  g may be destroyed afterwards.  On failure *out
  * is NULL and *errmsg (if not NULL) says why; free it with fusec_free. */
 FUSEC_API fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend,
                                      fusec_module **out, char **errmsg);
 FUSEC_API void fusec_module_destroy(fusec_module *m);
+/* What the module runs, as text (FUSEC_BACKEND_PLAN: the plan with its
+ * kernels, buffers and arena; other backends: the graph).  Free with
+ * fusec_free. */
+FUSEC_API char *fusec_module_describe(const fusec_module *m);
 /* Run with n_in host inputs (in parameter order; shapes and dtypes must match
  * exactly).  Run-time errors (an index out of range, integer division by
  * zero) name the op and quote its line of the module's canonical text as

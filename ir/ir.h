@@ -352,6 +352,8 @@ const double *ir_attr_floats(const ir_node *n, const char *name, int *count);
 
 /* Printing: the canonical text of spec §3.  ir_value_ref prints %name. */
 void ir_print_graph(ir_str *s, const ir_graph *g);
+/* One node as in a graph's text, without indentation or newline. */
+void ir_print_node(ir_str *s, const ir_node *n);
 void ir_value_ref(ir_str *s, const ir_value *v);
 /* Shortest decimal that reads back to exactly v ("inf", "-inf", "nan"). */
 void ir_print_double(ir_str *s, double v);

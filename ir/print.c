@@ -28,6 +28,8 @@ void ir_print_double(ir_str *s, double v) {
         snprintf(buf, sizeof buf, "%.*g", prec, v);
         if (strtod(buf, NULL) == v) break;
     }
+    /* integral values below 1e16 read better without an exponent: 30.0 */
+    if (strchr(buf, 'e') && v == floor(v) && fabs(v) < 1e16) snprintf(buf, sizeof buf, "%.0f", v);
     if (!strpbrk(buf, ".e")) strcat(buf, ".0");
     ir_str_puts(s, buf);
 }
@@ -95,9 +97,8 @@ static void print_attr_value(ir_str *s, const ir_attr_spec *sp, const ir_attr *a
     }
 }
 
-static void print_node(ir_str *s, const ir_node *n) {
+void ir_print_node(ir_str *s, const ir_node *n) {
     const ir_op_info *info = ir_op_get(n->op);
-    ir_str_puts(s, "  ");
     ir_value_ref(s, n->out);
     ir_str_printf(s, " = %s(", info->name);
     for (int i = 0; i < n->nin; i++) {
@@ -117,7 +118,6 @@ static void print_node(ir_str *s, const ir_node *n) {
     if (any) ir_str_putc(s, '}');
     ir_str_puts(s, " : ");
     ir_type_print(s, &n->out->type);
-    ir_str_putc(s, '\n');
 }
 
 void ir_print_graph(ir_str *s, const ir_graph *g) {
@@ -136,7 +136,11 @@ void ir_print_graph(ir_str *s, const ir_graph *g) {
     }
     if (g->nresults != 1) ir_str_putc(s, ')');
     ir_str_puts(s, " {\n");
-    for (const ir_node *n = g->first; n; n = n->next) print_node(s, n);
+    for (const ir_node *n = g->first; n; n = n->next) {
+        ir_str_puts(s, "  ");
+        ir_print_node(s, n);
+        ir_str_putc(s, '\n');
+    }
     ir_str_puts(s, "  return ");
     for (int i = 0; i < g->nresults; i++) {
         if (i) ir_str_puts(s, ", ");
