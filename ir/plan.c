@@ -66,9 +66,11 @@ static void print_access(ir_str *s, const plan_kernel *k, const ir_value *v) {
 void plan_print(ir_str *s, const plan *p) {
     int ntemp = 0;
     for (int i = 0; i < p->nbufs; i++) ntemp += p->bufs[i].kind == PLAN_BUF_TEMP;
-    ir_str_printf(s, "plan @%s: %d kernel%s, %d temporar%s, arena %lld bytes (naive %lld bytes)\n",
-                  p->g->name, p->nkernels, p->nkernels == 1 ? "" : "s", ntemp, ntemp == 1 ? "y" : "ies",
-                  (long long)p->arena_bytes, (long long)p->naive_bytes);
+    ir_str_printf(s, "plan @%s: %d kernel%s, %d temporar%s\n", p->g->name, p->nkernels,
+                  p->nkernels == 1 ? "" : "s", ntemp, ntemp == 1 ? "y" : "ies");
+    ir_str_printf(s, "memory: arena %lld bytes; the temporaries unplanned %lld bytes; every "
+                  "intermediate value stored (op by op) %lld bytes\n",
+                  (long long)p->arena_bytes, (long long)p->naive_bytes, (long long)p->eager_bytes);
     ir_str_puts(s, "buffers:\n");
     for (int i = 0; i < p->nbufs; i++) {
         const plan_buf *b = &p->bufs[i];

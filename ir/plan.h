@@ -88,6 +88,8 @@ typedef struct plan {
     int *buf_of;       /* value id -> buffer id, or -1 (computed inside a kernel) */
     int64_t arena_bytes; /* planned arena size */
     int64_t naive_bytes; /* every TEMP in its own allocation */
+    int64_t eager_bytes; /* every intermediate value of the graph in its own
+                            allocation, as op-by-op execution would need */
 } plan;
 
 /* A buffer id for value v, or -1. */

@@ -73,15 +73,23 @@ static ir_value *identity_of(const ir_node *n) {
     case IR_OP_WHERE:
         if (lit_bool(in[0], &c)) return c ? in[1] : in[2];
         return in[1] == in[2] ? in[1] : NULL;
+    case IR_OP_PAD: {
+        /* only all-zero pads: (1, -1) keeps the type but shifts the data */
+        int cnt;
+        const int64_t *p = ir_attr_ints(n, "pads", &cnt);
+        for (int i = 0; i < cnt; i++)
+            if (p[i] != 0) return NULL;
+        return in[0];
+    }
     case IR_OP_CAST:
     case IR_OP_RESHAPE:
     case IR_OP_EXPAND:
     case IR_OP_SQUEEZE:
     case IR_OP_UNSQUEEZE:
     case IR_OP_SLICE:
-    case IR_OP_PAD:
     case IR_OP_CONCAT:
-        /* with the same type in and out these move no element */
+        /* with the same type in and out these move no element: a slice
+         * that keeps every element of an axis must start at 0 with step 1 */
         return n->nin == 1 ? in[0] : NULL;
     default: return NULL;
     }

@@ -625,6 +625,12 @@ plan *pass_fuse(ir_graph *g, ir_diag *d) {
         for (int o = 0; o < p->kernels[i].nout; o++) p->bufs[p->kernels[i].out[o]].def = i;
         for (int j = 0; j < p->kernels[i].nin; j++) p->bufs[p->kernels[i].in[j]].last_use = i;
     }
+    for (int i = 0; i < s.nnodes; i++) {
+        const ir_value *v = s.nodes[i]->out;
+        if (!is_result(g, v))
+            p->eager_bytes += (ir_type_numel(&v->type) * (int64_t)ir_dtype_size(v->type.dtype) +
+                               PLAN_ARENA_ALIGN - 1) / PLAN_ARENA_ALIGN * PLAN_ARENA_ALIGN;
+    }
     for (int i = 0; i < p->nbufs; i++) {
         plan_buf *bf = &p->bufs[i];
         if (bf->kind == PLAN_BUF_TEMP) p->naive_bytes += (bf->bytes + PLAN_ARENA_ALIGN - 1) / PLAN_ARENA_ALIGN * PLAN_ARENA_ALIGN;

@@ -25,8 +25,10 @@
 #include "frontend/api.h"
 #include "frontend/parse.h"
 #include "passes/fuse.h"
+#include "passes/memplan.h"
 #include "passes/pass.h"
 #include "runtime/interp.h"
+#include "runtime/plan_exec.h"
 
 struct fusec_module {
     ir_graph *g;
@@ -172,6 +174,7 @@ fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_mo
             m->plan = pass_fuse(m->g, &d);
             if (!m->plan) st = FUSEC_ERR_NOMEM;
         }
+        if (st == FUSEC_OK && !pass_memplan(m->plan, &d)) st = FUSEC_ERR_INVALID;
     }
     if (st != FUSEC_OK) {
         fe_set_errmsg(errmsg, "fusec_compile: %s", d.out.buf ? d.out.buf : "failed");
@@ -217,8 +220,8 @@ fusec_status fusec_module_run(const fusec_module *m, const fusec_tensor *inputs,
 
     ir_diag d;
     ir_diag_init(&d, m->srcname, m->text, strlen(m->text));
-    fusec_status st = m->plan ? FUSEC_ERR_UNSUPPORTED : rt_interp_run(g, inputs, n_in, outputs, n_out, &d);
-    if (m->plan) ir_error(&d, (ir_loc){0}, "the plan executor is not built yet");
+    fusec_status st = m->plan ? rt_plan_run(m->plan, inputs, n_in, outputs, n_out, &d)
+                              : rt_interp_run(g, inputs, n_in, outputs, n_out, &d);
     if (st != FUSEC_OK) {
         for (int i = 0; i < n_out; i++) outputs[i].data = NULL;
         fe_take_diag(errmsg, &d);
