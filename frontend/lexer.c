@@ -93,15 +93,14 @@ static bool word_is(const fe_lexer *lx, size_t off, const char *w) {
     return !is_name_char(peek(lx, off + n));
 }
 
-/* Valid %/@ names: letter-or-underscore then name chars, or all digits. */
+/* Valid %/@ names: an ASCII letter or '_' then letters, digits, '_' and
+ * '.', or all digits. */
 static bool valid_name(const char *s, size_t n) {
-    if (n == 0) return false;
-    if (is_digit(s[0])) {
-        for (size_t i = 0; i < n; i++)
-            if (!is_digit(s[i])) return false;
-        return true;
-    }
-    return is_name_start(s[0]);
+    bool digits = n > 0 && is_digit(s[0]);
+    if (n == 0 || !(digits || is_name_start(s[0]))) return false;
+    for (size_t i = 0; i < n; i++)
+        if (digits ? !is_digit(s[i]) : !is_name_char((unsigned char)s[i])) return false;
+    return true;
 }
 
 static fe_token error_token(fe_token t) {
@@ -111,7 +110,10 @@ static fe_token error_token(fe_token t) {
 
 static fe_token lex_sigil_name(fe_lexer *lx, fe_token t, fe_tok_kind kind) {
     char sigil = (char)peek(lx, 0);
-    size_t n = name_run(lx, 1);
+    /* Take non-ASCII bytes into the name, to reject it as one bad name. */
+    size_t n = 0;
+    for (int c; lx->pos + 1 + n < lx->len && (is_name_char(c = peek(lx, 1 + n)) || c >= 0x80);)
+        n++;
     t.text = lx->src + lx->pos + 1;
     t.len = n;
     lx->pos += 1 + n;
@@ -121,8 +123,8 @@ static fe_token lex_sigil_name(fe_lexer *lx, fe_token t, fe_tok_kind kind) {
     }
     if (!valid_name(t.text, n)) {
         ir_error(lx->d, t.loc,
-                 "invalid name '%c%.*s' (a name is a letter or '_' followed by letters, digits, "
-                 "'_' and '.', or digits only)",
+                 "invalid name '%c%.*s' (a name is an ASCII letter or '_' followed by letters, "
+                 "digits, '_' and '.', or digits only)",
                  sigil, (int)(n > 40 ? 40 : n), t.text);
         return error_token(t);
     }

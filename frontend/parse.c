@@ -938,7 +938,8 @@ ir_graph *fe_parse(const char *src, size_t len, const char *filename, const char
         }
     }
     if (!p.stop && p.nfuncs == 0 && !errors_since(&p, p.nerr0))
-        err(&p, (ir_loc){0, 0}, "no function in the file (expected 'func @name(...) -> type { ... }')");
+        err(&p, (ir_loc){0, 0},
+            "no function in the file (expected 'func @name(...) -> type { ... }')");
     if (!p.stop && func && !sym_find(&p.funcs, func, strlen(func)) && p.nfuncs > 0) {
         ir_str s = {0};
         for (int i = 0; i < p.nfuncs && i < 8; i++)

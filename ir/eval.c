@@ -24,6 +24,14 @@ static int64_t iadd(int64_t a, int64_t b) { return wrap((uint64_t)a + (uint64_t)
 static int64_t isub(int64_t a, int64_t b) { return wrap((uint64_t)a - (uint64_t)b); }
 static int64_t imul(int64_t a, int64_t b) { return wrap((uint64_t)a * (uint64_t)b); }
 
+void ir_ksum_add(ir_ksum *a, double x) {
+    double t = a->s + x;
+    if (isfinite(t)) a->c += fabs(a->s) >= fabs(x) ? (a->s - t) + x : (x - t) + a->s;
+    a->s = t;
+}
+
+double ir_ksum_get(const ir_ksum *a) { return isfinite(a->s) ? a->s + a->c : a->s; }
+
 ir_scalar ir_scalar_round(ir_dtype dt, ir_scalar v) {
     unsigned char buf[8];
     if (ir_dtype_is_float(dt)) {

@@ -87,13 +87,18 @@ static ir_value *new_value(ir_graph *g, ir_value_kind kind, ir_loc loc) {
     return v;
 }
 
-/* Grow an arena-held pointer array by one. */
-static bool push_ptr(ir_graph *g, ir_value ***arr, int *n, ir_value *v) {
-    ir_value **na = ir_arena_alloc(&g->arena, sizeof(ir_value *) * (size_t)(*n + 1));
-    if (!na) return false;
-    if (*n) memcpy(na, *arr, sizeof(ir_value *) * (size_t)*n);
-    na[(*n)++] = v;
-    *arr = na;
+/* Append to an arena-held pointer array, doubling its capacity as needed
+ * (the old block stays in the arena: the waste is bounded by the total). */
+static bool push_ptr(ir_graph *g, ir_value ***arr, int *n, int *cap, ir_value *v) {
+    if (*n == *cap) {
+        int nc = *cap ? *cap * 2 : 8;
+        ir_value **na = ir_arena_alloc(&g->arena, sizeof(ir_value *) * (size_t)nc);
+        if (!na) return false;
+        if (*n) memcpy(na, *arr, sizeof(ir_value *) * (size_t)*n);
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = v;
     return true;
 }
 
@@ -103,7 +108,7 @@ ir_value *ir_graph_add_param(ir_graph *g, const char *name, const ir_type *t, ir
     v->name = name ? ir_arena_strdup(&g->arena, name) : NULL;
     v->type = *t;
     v->param_index = g->nparams;
-    if ((name && !v->name) || !push_ptr(g, &g->params, &g->nparams, v)) return NULL;
+    if ((name && !v->name) || !push_ptr(g, &g->params, &g->nparams, &g->params_cap, v)) return NULL;
     return v;
 }
 
@@ -126,7 +131,7 @@ ir_value *ir_graph_literal_i(ir_graph *g, int64_t x, bool is_bool, ir_loc loc) {
     return v;
 }
 
-bool ir_graph_add_result(ir_graph *g, ir_value *v) { return push_ptr(g, &g->results, &g->nresults, v); }
+bool ir_graph_add_result(ir_graph *g, ir_value *v) { return push_ptr(g, &g->results, &g->nresults, &g->results_cap, v); }
 
 void ir_describe(ir_str *s, const ir_value *v) {
     if (v->kind == IR_VAL_LITERAL) {
@@ -355,8 +360,8 @@ ir_value *ir_build(ir_graph *g, ir_op op, ir_value *const *in, int nin, const ir
         ir_value *v = in[i];
         if (v->kind == IR_VAL_LITERAL) {
             ir_dtype dt;
-            if (op == IR_OP_WHERE && i == 0) {
-                dt = FUSEC_DTYPE_BOOL;
+            if ((op == IR_OP_WHERE && i == 0) || (op == IR_OP_MASKED_FILL && i == 1)) {
+                dt = FUSEC_DTYPE_BOOL; /* a condition or mask */
             } else if (ref) {
                 dt = ref->type.dtype;
             } else {

@@ -137,6 +137,15 @@ typedef struct ir_ew {
 void ir_ew_init(ir_ew *e, const struct ir_node *n);
 bool ir_ew_eval(const ir_ew *e, const ir_scalar *x, ir_scalar *r, struct ir_diag *d);
 
+/* Neumaier-compensated summation, how every reference executor sums
+ * floats.  The correction is only updated while the running sum is
+ * finite, so inf and NaN come out as plain summation gives them. */
+typedef struct ir_ksum {
+    double s, c;
+} ir_ksum;
+void ir_ksum_add(ir_ksum *a, double x);
+double ir_ksum_get(const ir_ksum *a);
+
 /* ---- types ---------------------------------------------------------- */
 
 typedef struct ir_type {
@@ -295,9 +304,9 @@ typedef struct ir_node {
 typedef struct ir_graph {
     ir_arena arena;
     const char *name; /* without '@' */
-    int nparams;
+    int nparams, params_cap;
     ir_value **params;
-    int nresults;
+    int nresults, results_cap;
     ir_value **results;
     ir_node *first, *last;
     ir_node *ip; /* ir_build links new nodes before ip; at the end when NULL */

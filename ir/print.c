@@ -7,12 +7,19 @@
  * where they differ from the default, numbers in the shortest form that
  * reads back exactly (floats always with a '.' or an exponent).
  */
+#define _GNU_SOURCE /* newlocale, uselocale */
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ir/ir.h"
+
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
 
 void ir_print_double(ir_str *s, double v) {
     if (isnan(v)) {
@@ -23,11 +30,16 @@ void ir_print_double(ir_str *s, double v) {
         ir_str_puts(s, v < 0 ? "-inf" : "inf");
         return;
     }
+    /* numbers are written in the C locale, whatever the embedding program
+     * set LC_NUMERIC to: '.' is always the decimal point */
+    pthread_once(&c_locale_once, make_c_locale);
+    locale_t old = c_locale ? uselocale(c_locale) : (locale_t)0;
     char buf[40];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, v);
         if (strtod(buf, NULL) == v) break;
     }
+    if (old) uselocale(old);
     /* integral values below 1e16 read better without an exponent: 30.0 */
     if (strchr(buf, 'e') && v == floor(v) && fabs(v) < 1e16) snprintf(buf, sizeof buf, "%.0f", v);
     if (!strpbrk(buf, ".e")) strcat(buf, ".0");

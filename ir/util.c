@@ -140,8 +140,10 @@ void ir_diag_init(ir_diag *d, const char *file, const char *src, size_t srclen) 
 
 void ir_diag_free(ir_diag *d) { ir_str_free(&d->out); }
 
-/* Quote source line `line` and put a caret under column `col`. */
+/* Quote source line `line` and put a caret under column `col`.  A long
+ * line is cut to a window around the column, marked with "...". */
 static void quote_line(ir_diag *d, int line, int col) {
+    enum { WIDTH = 160 };
     const char *p = d->src, *end = d->src + d->srclen;
     for (int l = 1; l < line && p < end; p++)
         if (*p == '\n') l++;
@@ -149,8 +151,23 @@ static void quote_line(ir_diag *d, int line, int col) {
     const char *e = p;
     while (e < end && *e != '\n') e++;
     if (e > p && e[-1] == '\r') e--;
-    ir_str_printf(&d->out, "%.*s\n", (int)(e - p), p);
-    for (int i = 1; i < col; i++) ir_str_putc(&d->out, (i - 1 < e - p && p[i - 1] == '\t') ? '\t' : ' ');
+    const char *from = p;
+    bool cut_left = false, cut_right = false;
+    if (col - 1 > WIDTH / 2 && e - p > WIDTH) {
+        from = p + (col - 1 - WIDTH / 2);
+        cut_left = true;
+    }
+    const char *to = e;
+    if (to - from > WIDTH) {
+        to = from + WIDTH;
+        cut_right = true;
+    }
+    ir_str_printf(&d->out, "%s%.*s%s\n", cut_left ? "..." : "", (int)(to - from), from, cut_right ? "..." : "");
+    int caret = (int)(p + col - 1 - from) + (cut_left ? 3 : 0);
+    for (int i = 0; i < caret; i++) {
+        const char *c = from + i - (cut_left ? 3 : 0);
+        ir_str_putc(&d->out, (c >= from && c < to && *c == '\t') ? '\t' : ' ');
+    }
     ir_str_puts(&d->out, "^\n");
 }
 

@@ -15,11 +15,26 @@
 
 #include "ir/ir.h"
 
-static bool name_clash(const ir_graph *g, const ir_value *v, const ir_value *const *seen, int nseen) {
-    (void)g;
+/* Names seen so far: an open-addressing set of strings (the parser and the
+ * tracer keep names unique, so this only catches passes that break it). */
+typedef struct name_set {
+    const char **slot;
+    size_t cap;
+} name_set;
+
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Insert v's name; true if it was already there. */
+static bool name_clash(name_set *ns, const ir_value *v) {
     if (!v->name) return false;
-    for (int i = 0; i < nseen; i++)
-        if (seen[i]->name && strcmp(seen[i]->name, v->name) == 0) return true;
+    size_t i = (size_t)name_hash(v->name) & (ns->cap - 1);
+    for (; ns->slot[i]; i = (i + 1) & (ns->cap - 1))
+        if (strcmp(ns->slot[i], v->name) == 0) return true;
+    ns->slot[i] = v->name;
     return false;
 }
 
@@ -40,7 +55,8 @@ static bool verify_node(const ir_node *n, const bool *defined, int maxid, ir_dia
             return false;
         }
         if (v->kind == IR_VAL_LITERAL) {
-            ir_dtype want = (n->op == IR_OP_WHERE && i == 0) ? FUSEC_DTYPE_BOOL : ref ? ref->type.dtype : v->type.dtype;
+            bool cond = (n->op == IR_OP_WHERE && i == 0) || (n->op == IR_OP_MASKED_FILL && i == 1);
+            ir_dtype want = cond ? FUSEC_DTYPE_BOOL : ref ? ref->type.dtype : v->type.dtype;
             if (v->type.rank != 0 || v->type.dtype != want) {
                 ir_error(d, n->loc, "verifier: %s literal operand %d has type %s, expected %s[]", info->name, i,
                          ir_dtype_name(v->type.dtype), ir_dtype_name(want));
@@ -86,23 +102,23 @@ bool ir_verify(const ir_graph *g, ir_diag *d) {
     int before = d->nerr;
     int maxid = g->next_id;
     bool *defined = calloc((size_t)maxid + 1, 1);
-    const ir_value **seen = calloc((size_t)maxid + 1, sizeof *seen);
-    if (!defined || !seen) {
+    name_set ns = {.cap = 16};
+    while (ns.cap < 2 * ((size_t)maxid + 1)) ns.cap *= 2;
+    ns.slot = calloc(ns.cap, sizeof *ns.slot);
+    if (!defined || !ns.slot) {
         free(defined);
-        free(seen);
+        free(ns.slot);
         ir_error(d, g->loc, "verifier: out of memory");
         return false;
     }
-    int nseen = 0;
     for (int i = 0; i < g->nparams; i++) {
         const ir_value *p = g->params[i];
         if (p->kind != IR_VAL_PARAM || p->param_index != i || p->id < 0 || p->id >= maxid) {
             ir_error(d, p->loc, "verifier: parameter %d is malformed", i);
             continue;
         }
-        if (name_clash(g, p, seen, nseen)) ir_error(d, p->loc, "verifier: redefinition of '%%%s'", p->name);
+        if (name_clash(&ns, p)) ir_error(d, p->loc, "verifier: redefinition of '%%%s'", p->name);
         defined[p->id] = true;
-        seen[nseen++] = p;
     }
     for (const ir_node *n = g->first; n; n = n->next) {
         if (n->next && n->next->prev != n) ir_error(d, n->loc, "verifier: broken node list");
@@ -118,9 +134,8 @@ bool ir_verify(const ir_graph *g, ir_diag *d) {
             ir_str_free(&s);
         }
         verify_node(n, defined, maxid, d);
-        if (name_clash(g, o, seen, nseen)) ir_error(d, n->loc, "verifier: redefinition of '%%%s'", o->name);
+        if (name_clash(&ns, o)) ir_error(d, n->loc, "verifier: redefinition of '%%%s'", o->name);
         defined[o->id] = true;
-        if (nseen <= maxid) seen[nseen++] = o;
     }
     if (g->nresults == 0) ir_error(d, g->loc, "verifier: @%s returns nothing", g->name);
     for (int i = 0; i < g->nresults; i++) {
@@ -129,6 +144,6 @@ bool ir_verify(const ir_graph *g, ir_diag *d) {
             ir_error(d, g->loc, "verifier: result %d of @%s is not a value of the graph", i, g->name);
     }
     free(defined);
-    free(seen);
+    free(ns.slot);
     return d->nerr == before;
 }

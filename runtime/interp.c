@@ -145,23 +145,6 @@ static void iter_next(rt_iter *it) {
     }
 }
 
-/* ---- compensated summation ----------------------------------------- */
-
-/* Neumaier's variant of Kahan summation.  The correction is only updated
- * while the running sum is finite, so inf and NaN come out as plain
- * summation gives them (inf + 1 = inf, inf + -inf = NaN). */
-typedef struct rt_sum {
-    double s, c;
-} rt_sum;
-
-static void sum_add(rt_sum *a, double x) {
-    double t = a->s + x;
-    if (isfinite(t)) a->c += fabs(a->s) >= fabs(x) ? (a->s - t) + x : (x - t) + a->s;
-    a->s = t;
-}
-
-static double sum_get(const rt_sum *a) { return isfinite(a->s) ? a->s + a->c : a->s; }
-
 /* ---- elementwise ---------------------------------------------------- */
 
 /* Unary and binary elementwise ops (and comparisons).  The domain is the
@@ -325,19 +308,19 @@ static bool reduce_int(const ir_node *n, const fusec_tensor *x, fusec_tensor *ou
 static bool reduce_float(const ir_node *n, const fusec_tensor *x, fusec_tensor *out, rt_reduce *r,
                          ir_diag *d) {
     size_t nacc = (size_t)(r->nout > 0 ? r->nout : 1);
-    rt_sum *acc = calloc(nacc, sizeof *acc); /* prod, max, min use .s alone */
+    ir_ksum *acc = calloc(nacc, sizeof *acc); /* prod, max, min use .s alone */
     if (!acc) return oom(n, d);
     ir_op op = n->op;
     for (int64_t o = 0; o < r->nout; o++)
         acc[o].s = op == IR_OP_PROD ? 1 : op == IR_OP_MAX ? -INFINITY : op == IR_OP_MIN ? INFINITY : 0;
     for (int64_t i = 0; i < r->nin; i++, iter_next(&r->it)) {
-        rt_sum *a = &acc[r->it.off[1]];
+        ir_ksum *a = &acc[r->it.off[1]];
         double v = ir_load_f(x->dtype, x->data, r->it.off[0]);
         switch (op) {
         case IR_OP_PROD: a->s *= v; break;
         case IR_OP_MAX: if (!isnan(a->s) && (isnan(v) || v > a->s)) a->s = v; break;
         case IR_OP_MIN: if (!isnan(a->s) && (isnan(v) || v < a->s)) a->s = v; break;
-        default: sum_add(a, v); break; /* sum, mean, var */
+        default: ir_ksum_add(a, v); break; /* sum, mean, var */
         }
     }
     double count = (double)r->count;
@@ -348,8 +331,8 @@ static bool reduce_float(const ir_node *n, const fusec_tensor *x, fusec_tensor *
             return oom(n, d);
         }
         for (int64_t o = 0; o < r->nout; o++) {
-            mean[o] = sum_get(&acc[o]) / count;
-            acc[o] = (rt_sum){0, 0};
+            mean[o] = ir_ksum_get(&acc[o]) / count;
+            acc[o] = (ir_ksum){0, 0};
         }
         if (!reduce_setup(n, x, out, r, d)) {
             free(mean);
@@ -359,7 +342,7 @@ static bool reduce_float(const ir_node *n, const fusec_tensor *x, fusec_tensor *
         for (int64_t i = 0; i < r->nin; i++, iter_next(&r->it)) {
             int64_t o = r->it.off[1];
             double dev = ir_load_f(x->dtype, x->data, r->it.off[0]) - mean[o];
-            sum_add(&acc[o], dev * dev);
+            ir_ksum_add(&acc[o], dev * dev);
         }
         free(mean);
         count -= (double)ir_attr_i(n, "correction");
@@ -367,8 +350,8 @@ static bool reduce_float(const ir_node *n, const fusec_tensor *x, fusec_tensor *
     }
     for (int64_t o = 0; o < r->nout; o++) {
         double v = acc[o].s;
-        if (op == IR_OP_SUM) v = sum_get(&acc[o]);
-        else if (op == IR_OP_MEAN || op == IR_OP_VAR) v = sum_get(&acc[o]) / count;
+        if (op == IR_OP_SUM) v = ir_ksum_get(&acc[o]);
+        else if (op == IR_OP_MEAN || op == IR_OP_VAR) v = ir_ksum_get(&acc[o]) / count;
         ir_store_f(out->dtype, out->data, o, v);
     }
     free(acc);
@@ -457,9 +440,9 @@ static bool k_softmax(const ir_node *n, const fusec_tensor *in, fusec_tensor *ou
                 double v = ir_load_f(x->dtype, x->data, base + k * inner);
                 if (!isnan(mx) && (isnan(v) || v > mx)) mx = v;
             }
-            rt_sum s = {0, 0};
-            for (int64_t k = 0; k < len; k++) sum_add(&s, exp(ir_load_f(x->dtype, x->data, base + k * inner) - mx));
-            double total = sum_get(&s), lse = log(total);
+            ir_ksum s = {0, 0};
+            for (int64_t k = 0; k < len; k++) ir_ksum_add(&s, exp(ir_load_f(x->dtype, x->data, base + k * inner) - mx));
+            double total = ir_ksum_get(&s), lse = log(total);
             for (int64_t k = 0; k < len; k++) {
                 int64_t at = base + k * inner;
                 double v = ir_load_f(x->dtype, x->data, at) - mx;
@@ -489,16 +472,16 @@ static bool k_trailing_norm(const ir_node *n, const fusec_tensor *in, fusec_tens
     for (int64_t base = 0; base < total; base += m) {
         double mean = 0;
         if (!rms) {
-            rt_sum s = {0, 0};
-            for (int64_t j = 0; j < m; j++) sum_add(&s, ir_load_f(x->dtype, x->data, base + j));
-            mean = sum_get(&s) / (double)m;
+            ir_ksum s = {0, 0};
+            for (int64_t j = 0; j < m; j++) ir_ksum_add(&s, ir_load_f(x->dtype, x->data, base + j));
+            mean = ir_ksum_get(&s) / (double)m;
         }
-        rt_sum sq = {0, 0};
+        ir_ksum sq = {0, 0};
         for (int64_t j = 0; j < m; j++) {
             double dev = ir_load_f(x->dtype, x->data, base + j) - mean;
-            sum_add(&sq, dev * dev);
+            ir_ksum_add(&sq, dev * dev);
         }
-        double rstd = 1.0 / sqrt(sum_get(&sq) / (double)m + eps);
+        double rstd = 1.0 / sqrt(ir_ksum_get(&sq) / (double)m + eps);
         for (int64_t j = 0; j < m; j++) {
             double y = (ir_load_f(x->dtype, x->data, base + j) - mean) * rstd;
             if (w) y *= ir_load_f(w->dtype, w->data, j);
@@ -672,25 +655,25 @@ static void type_of_tensor(const fusec_tensor *t, ir_type *ty) {
 }
 
 /* An input must match its parameter's type exactly. */
-static bool check_input(rt_run *r, const ir_value *p, const fusec_tensor *t) {
+static bool check_input(const ir_value *p, const fusec_tensor *t, ir_diag *d) {
     ir_str want = {0}, got = {0}, name = {0};
     ir_type_print(&want, &p->type);
     ir_value_ref(&name, p);
     bool ok = false;
     if ((unsigned)t->dtype >= FUSEC_DTYPE_COUNT) {
-        ir_error(r->d, p->loc, "input %s: expected %s, got an invalid dtype (%d)", name.buf, want.buf,
+        ir_error(d, p->loc, "input %s: expected %s, got an invalid dtype (%d)", name.buf, want.buf,
                  (int)t->dtype);
     } else if (t->rank < 0 || t->rank > IR_MAX_RANK) {
-        ir_error(r->d, p->loc, "input %s: expected %s, got a tensor of rank %d", name.buf, want.buf,
+        ir_error(d, p->loc, "input %s: expected %s, got a tensor of rank %d", name.buf, want.buf,
                  t->rank);
     } else {
         ir_type ty;
         type_of_tensor(t, &ty);
         ir_type_print(&got, &ty);
         if (!ir_type_eq(&ty, &p->type)) {
-            ir_error(r->d, p->loc, "input %s: expected %s, got %s", name.buf, want.buf, got.buf);
+            ir_error(d, p->loc, "input %s: expected %s, got %s", name.buf, want.buf, got.buf);
         } else if (!t->data && numel_of(t) > 0) {
-            ir_error(r->d, p->loc, "input %s (%s): data is NULL", name.buf, want.buf);
+            ir_error(d, p->loc, "input %s (%s): data is NULL", name.buf, want.buf);
         } else {
             ok = true;
         }
@@ -699,6 +682,24 @@ static bool check_input(rt_run *r, const ir_value *p, const fusec_tensor *t) {
     ir_str_free(&got);
     ir_str_free(&name);
     return ok;
+}
+
+fusec_status rt_check_io(const ir_graph *g, const fusec_tensor *in, int nin, fusec_tensor *out,
+                         int nout, ir_diag *d) {
+    if (nin != g->nparams) {
+        ir_error(d, g->loc, "@%s takes %d input%s, got %d", g->name ? g->name : "?", g->nparams,
+                 g->nparams == 1 ? "" : "s", nin);
+        return FUSEC_ERR_INVALID;
+    }
+    if (nout != g->nresults) {
+        ir_error(d, g->loc, "@%s returns %d value%s, got room for %d", g->name ? g->name : "?",
+                 g->nresults, g->nresults == 1 ? "" : "s", nout);
+        return FUSEC_ERR_INVALID;
+    }
+    for (int i = 0; i < nout; i++) out[i].data = NULL; /* nothing allocated, whatever happens */
+    for (int i = 0; i < g->nparams; i++)
+        if (!check_input(g->params[i], &in[i], d)) return FUSEC_ERR_INVALID;
+    return FUSEC_OK;
 }
 
 static rt_slot *slot_of(rt_run *r, const ir_value *v) {
@@ -789,19 +790,8 @@ fusec_status rt_interp_run(const ir_graph *g, const fusec_tensor *in, int nin, f
                            int nout, ir_diag *d) {
     rt_run r = {.g = g, .d = d};
     if (!check_kernels(&r)) return FUSEC_ERR_UNSUPPORTED;
-    if (nin != g->nparams) {
-        ir_error(d, g->loc, "@%s takes %d input%s, got %d", g->name ? g->name : "?", g->nparams,
-                 g->nparams == 1 ? "" : "s", nin);
-        return FUSEC_ERR_INVALID;
-    }
-    if (nout != g->nresults) {
-        ir_error(d, g->loc, "@%s returns %d value%s, got room for %d", g->name ? g->name : "?",
-                 g->nresults, g->nresults == 1 ? "" : "s", nout);
-        return FUSEC_ERR_INVALID;
-    }
-    for (int i = 0; i < nout; i++) out[i].data = NULL; /* nothing allocated, whatever happens */
-    for (int i = 0; i < g->nparams; i++)
-        if (!check_input(&r, g->params[i], &in[i])) return FUSEC_ERR_INVALID;
+    fusec_status st = rt_check_io(g, in, nin, out, nout, d);
+    if (st != FUSEC_OK) return st;
 
     /* slots, by value id; last uses */
     int maxid = -1;
@@ -825,7 +815,7 @@ fusec_status rt_interp_run(const ir_graph *g, const fusec_tensor *in, int nin, f
     }
     for (int i = 0; i < g->nresults; i++) slot_of(&r, g->results[i])->last = INT_MAX;
 
-    fusec_status st = run_nodes(&r, in);
+    st = run_nodes(&r, in);
 
     /* copy the results out */
     int filled = 0;

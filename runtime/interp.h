@@ -15,4 +15,11 @@
 fusec_status rt_interp_run(const ir_graph *g, const fusec_tensor *in, int nin, fusec_tensor *out,
                            int nout, ir_diag *d);
 
+/* The checks every executor makes first: input and output counts, and each
+ * input against its parameter (dtype, shape, non-NULL data; the message
+ * names the parameter, the expected and the given type).  Sets every
+ * out[i].data to NULL. */
+fusec_status rt_check_io(const ir_graph *g, const fusec_tensor *in, int nin, fusec_tensor *out,
+                         int nout, ir_diag *d);
+
 #endif

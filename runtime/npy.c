@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/fileio.h"
 #include "runtime/npy.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -544,20 +545,6 @@ static size_t build_header(const fusec_tensor *t, char *out, size_t cap) {
     return total;
 }
 
-/* fsync the folder holding `path` so the rename itself is durable; best
- * effort (some file systems refuse to fsync a directory). */
-static void sync_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 fusec_status rt_npy_write(const char *path, const fusec_tensor *t, ir_diag *d) {
     if ((unsigned)t->dtype >= FUSEC_DTYPE_COUNT || t->rank < 0 || t->rank > FUSEC_MAX_RANK)
         return npy_fail(d, path, FUSEC_ERR_INVALID, "cannot write: invalid tensor description");
@@ -579,54 +566,7 @@ fusec_status rt_npy_write(const char *path, const fusec_tensor *t, ir_diag *d) {
     char header[512];
     size_t hsize = build_header(t, header, sizeof header);
 
-    /* The temporary file: ".NAME.XXXXXX" next to the destination. */
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 9);
-    if (!tmp) return npy_fail(d, path, FUSEC_ERR_NOMEM, "out of memory");
-    memcpy(tmp, path, dlen);
-    tmp[dlen] = '.';
-    memcpy(tmp + dlen + 1, path + dlen, plen - dlen);
-    memcpy(tmp + plen + 1, ".XXXXXX", 8);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return npy_fail(d, path, FUSEC_ERR_IO, "cannot create a temporary file: %s", strerror(e));
-    }
-    /* mkstemp makes the file 0600; an output file is ordinarily readable. */
-    (void)fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "wb");
-    const char *step = "cannot write";
-    int e = 0;
-    if (!f) {
-        e = errno;
-        close(fd);
-    } else {
-        bool ok = fwrite(header, 1, hsize, f) == hsize &&
-                  (nbytes == 0 || fwrite(t->data, 1, nbytes, f) == nbytes) && fflush(f) == 0;
-        if (!ok) e = errno;
-        if (ok && fsync(fileno(f)) != 0) {
-            ok = false;
-            e = errno;
-            step = "cannot sync";
-        }
-        if (fclose(f) != 0 && ok) {
-            ok = false;
-            e = errno;
-        }
-        if (ok && rename(tmp, path) != 0) {
-            e = errno;
-            step = "cannot rename the temporary file into place";
-        } else if (ok) {
-            free(tmp);
-            sync_dir(path);
-            return FUSEC_OK;
-        }
-        if (!e) e = EIO;
-    }
-    unlink(tmp);
-    free(tmp);
-    return npy_fail(d, path, FUSEC_ERR_IO, "%s: %s", step, strerror(e));
+    const void *parts[2] = {header, t->data};
+    size_t lens[2] = {hsize, nbytes};
+    return rt_write_file_atomic(path, parts, lens, 2, 0644, d);
 }

@@ -156,19 +156,6 @@ static ir_scalar zero_of(ir_dtype dt) {
 static int64_t iadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 static int64_t imul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
 
-/* Neumaier-compensated summation, exactly the interpreter's: the
- * correction is only updated while the running sum is finite. */
-typedef struct pe_sum {
-    double s, c;
-} pe_sum;
-
-static void sum_add(pe_sum *a, double x) {
-    double t = a->s + x;
-    if (isfinite(t)) a->c += fabs(a->s) >= fabs(x) ? (a->s - t) + x : (x - t) + a->s;
-    a->s = t;
-}
-
-static double sum_get(const pe_sum *a) { return isfinite(a->s) ? a->s + a->c : a->s; }
 
 /* ---- state of a run ---------------------------------------------------- */
 
@@ -324,30 +311,30 @@ static bool eval_reduce(pe_run *r, pe_node *s, const int64_t *idx, ir_scalar *ou
         }
         res.i = acc;
     } else {
-        pe_sum acc = {op == IR_OP_PROD ? 1 : op == IR_OP_MAX ? -INFINITY : op == IR_OP_MIN ? INFINITY : 0, 0};
+        ir_ksum acc = {op == IR_OP_PROD ? 1 : op == IR_OP_MAX ? -INFINITY : op == IR_OP_MIN ? INFINITY : 0, 0};
         for (int64_t c = 0; c < s->count; c++, next_reduced(xi, rd, nr, xt)) {
             if (!eval_value(r, n->in[0], xi, &v)) return false;
             switch (op) {
             case IR_OP_PROD: acc.s *= v.f; break;
             case IR_OP_MAX: if (!isnan(acc.s) && (isnan(v.f) || v.f > acc.s)) acc.s = v.f; break;
             case IR_OP_MIN: if (!isnan(acc.s) && (isnan(v.f) || v.f < acc.s)) acc.s = v.f; break;
-            default: sum_add(&acc, v.f); break; /* sum, mean, var */
+            default: ir_ksum_add(&acc, v.f); break; /* sum, mean, var */
             }
         }
         double count = (double)s->count;
         if (op == IR_OP_VAR) { /* second pass: squared deviations from the mean */
-            double mean = sum_get(&acc) / count;
-            acc = (pe_sum){0, 0};
+            double mean = ir_ksum_get(&acc) / count;
+            acc = (ir_ksum){0, 0};
             for (int64_t c = 0; c < s->count; c++, next_reduced(xi, rd, nr, xt)) {
                 if (!eval_value(r, n->in[0], xi, &v)) return false;
-                sum_add(&acc, (v.f - mean) * (v.f - mean));
+                ir_ksum_add(&acc, (v.f - mean) * (v.f - mean));
             }
             count -= (double)ir_attr_i(n, "correction");
             if (count < 0) count = 0;
         }
         res.f = acc.s;
-        if (op == IR_OP_SUM) res.f = sum_get(&acc);
-        else if (op == IR_OP_MEAN || op == IR_OP_VAR) res.f = sum_get(&acc) / count;
+        if (op == IR_OP_SUM) res.f = ir_ksum_get(&acc);
+        else if (op == IR_OP_MEAN || op == IR_OP_VAR) res.f = ir_ksum_get(&acc) / count;
     }
     *out = s->memo[at] = ir_scalar_round(ot->dtype, res);
     s->done[at] = 1;
@@ -777,34 +764,6 @@ static bool run_kernel(pe_run *r) {
 
 /* An input must match its parameter's type exactly (the interpreter's
  * rule and wording). */
-static bool check_input(const ir_value *p, const fusec_tensor *t, ir_diag *d) {
-    ir_str want = {0}, name = {0};
-    ir_type_print(&want, &p->type);
-    ir_value_ref(&name, p);
-    bool ok = false;
-    if ((unsigned)t->dtype >= FUSEC_DTYPE_COUNT) {
-        ir_error(d, p->loc, "input %s: expected %s, got an invalid dtype (%d)", name.buf, want.buf, (int)t->dtype);
-    } else if (t->rank < 0 || t->rank > IR_MAX_RANK) {
-        ir_error(d, p->loc, "input %s: expected %s, got a tensor of rank %d", name.buf, want.buf, t->rank);
-    } else {
-        ir_type ty = {.dtype = t->dtype, .rank = t->rank};
-        for (int i = 0; i < t->rank; i++) ty.dim[i] = t->shape[i];
-        if (!ir_type_eq(&ty, &p->type)) {
-            ir_str got = {0};
-            ir_type_print(&got, &ty);
-            ir_error(d, p->loc, "input %s: expected %s, got %s", name.buf, want.buf, got.buf);
-            ir_str_free(&got);
-        } else if (!t->data && ir_type_numel(&ty) > 0) {
-            ir_error(d, p->loc, "input %s (%s): data is NULL", name.buf, want.buf);
-        } else {
-            ok = true;
-        }
-    }
-    ir_str_free(&want);
-    ir_str_free(&name);
-    return ok;
-}
-
 /* Poison the TEMPs that die at kernel k, except a slot that a buffer
  * written by k took over in place. */
 static void poison_dead(pe_run *r, int k) {
@@ -907,19 +866,8 @@ static fusec_status take_results(pe_run *r, fusec_tensor *out) {
 fusec_status rt_plan_run(const plan *p, const fusec_tensor *in, int nin, fusec_tensor *out,
                          int nout, ir_diag *d) {
     const ir_graph *g = p->g;
-    if (nin != g->nparams) {
-        ir_error(d, g->loc, "@%s takes %d input%s, got %d", g->name ? g->name : "?", g->nparams,
-                 g->nparams == 1 ? "" : "s", nin);
-        return FUSEC_ERR_INVALID;
-    }
-    if (nout != g->nresults) {
-        ir_error(d, g->loc, "@%s returns %d value%s, got room for %d", g->name ? g->name : "?",
-                 g->nresults, g->nresults == 1 ? "" : "s", nout);
-        return FUSEC_ERR_INVALID;
-    }
-    for (int i = 0; i < nout; i++) out[i].data = NULL;
-    for (int i = 0; i < g->nparams; i++)
-        if (!check_input(g->params[i], &in[i], d)) return FUSEC_ERR_INVALID;
+    fusec_status st0 = rt_check_io(g, in, nin, out, nout, d);
+    if (st0 != FUSEC_OK) return st0;
 
     pe_run r = {.p = p, .d = d, .nvals = g->next_id};
     int maxnodes = 1;

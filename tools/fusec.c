@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "fusec.h"
+#include "runtime/fileio.h"
 #include "runtime/npy.h"
 
 enum { EXIT_OK = 0, EXIT_USER = 1, EXIT_USAGE = 2 };
@@ -362,37 +363,13 @@ static int load_graph(const options *o, fusec_graph **g) {
 
 /* Write text to path through a temporary file and a rename (see the top). */
 static int write_text_atomic(const char *path, const char *text) {
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0, plen = strlen(path);
-    char *tmp = malloc(plen + 9);
-    if (!tmp) return fail("out of memory");
-    memcpy(tmp, path, dlen);
-    tmp[dlen] = '.';
-    memcpy(tmp + dlen + 1, path + dlen, plen - dlen);
-    memcpy(tmp + plen + 1, ".XXXXXX", 8);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return fail("cannot write '%s': %s", path, strerror(e));
-    }
-    (void)fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "wb");
-    size_t n = strlen(text);
-    bool ok = f && fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    if (f && fclose(f) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (!f) close(fd);
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok) unlink(tmp);
-    free(tmp);
-    return ok ? EXIT_OK : fail("cannot write '%s': %s", path, strerror(e ? e : EIO));
+    ir_diag d;
+    ir_diag_init(&d, NULL, NULL, 0);
+    const void *parts[1] = {text};
+    size_t lens[1] = {strlen(text)};
+    if (rt_write_file_atomic(path, parts, lens, 1, 0644, &d) != FUSEC_OK) return diag_fail(&d);
+    ir_diag_free(&d);
+    return EXIT_OK;
 }
 
 /* mkdir -p */
