@@ -9,6 +9,7 @@
  *   fusec opt FILE [--passes=A,B] [--print-after=NAME|all] [--time-passes] [--stats]
  *   fusec plan FILE [-o OUT]                the fused, memory-planned plan
  *   fusec passes                            the passes and the default pipeline
+ *   fusec cache stats|clear                 the kernel cache
  *
  * Exit status: 0 success; 1 a user error (bad IR, a missing or malformed
  * input file, a run-time error); 2 a usage error (unknown command or option,
@@ -51,6 +52,7 @@
 
 #include "fusec.h"
 #include "runtime/fileio.h"
+#include "runtime/kcache.h"
 #include "runtime/npy.h"
 
 enum { EXIT_OK = 0, EXIT_USER = 1, EXIT_USAGE = 2 };
@@ -65,7 +67,10 @@ static const char usage_text[] =
     "  opt FILE      run passes over the graph and print the result\n"
     "  plan FILE     optimize, fuse and plan memory; print the plan\n"
     "  passes        list the passes and the default pipeline\n"
+    "  cache stats   the kernel cache: folder, entries, bytes\n"
+    "  cache clear   remove every entry of the kernel cache\n"
     "FILE is a text IR file (docs/ir.md), or - for standard input.\n"
+    "The kernel cache is $FUSEC_CACHE_DIR, else $XDG_CACHE_HOME/fusec, else ~/.cache/fusec.\n"
     "\n"
     "Options:\n"
     "  --func NAME           use function @NAME (default: @main, else the first)\n"
@@ -183,7 +188,7 @@ static const struct option long_opts[] = {
 static bool option_allowed(const char *cmd, int opt) {
     bool run = strcmp(cmd, "run") == 0;
     switch (opt) {
-    case OPT_FUNC: return strcmp(cmd, "passes") != 0;
+    case OPT_FUNC: return strcmp(cmd, "passes") != 0 && strcmp(cmd, "cache") != 0;
     case 'o': return strcmp(cmd, "print") == 0 || strcmp(cmd, "opt") == 0 || strcmp(cmd, "plan") == 0;
     case OPT_PASSES:
     case OPT_PRINT_AFTER:
@@ -271,13 +276,18 @@ static int parse_args(int argc, char **argv, options *o) {
         printf("fusec %s\n", fusec_version());
         return EXIT_OK;
     }
-    if (optind >= argc) return usage_fail("no command given (check, print, run, opt, plan or passes)");
+    if (optind >= argc) return usage_fail("no command given (check, print, run, opt, plan, passes or cache)");
     o->cmd = argv[optind++];
     if (strcmp(o->cmd, "check") && strcmp(o->cmd, "print") && strcmp(o->cmd, "run") &&
-        strcmp(o->cmd, "opt") && strcmp(o->cmd, "plan") && strcmp(o->cmd, "passes"))
-        return usage_fail("unknown command '%s' (expected check, print, run, opt, plan or passes)",
+        strcmp(o->cmd, "opt") && strcmp(o->cmd, "plan") && strcmp(o->cmd, "passes") &&
+        strcmp(o->cmd, "cache"))
+        return usage_fail("unknown command '%s' (expected check, print, run, opt, plan, passes or cache)",
                           o->cmd);
-    if (strcmp(o->cmd, "passes") != 0) {
+    if (strcmp(o->cmd, "cache") == 0) {
+        if (optind >= argc || (strcmp(argv[optind], "stats") && strcmp(argv[optind], "clear")))
+            return usage_fail("'cache' needs 'stats' or 'clear'");
+        o->file = argv[optind++]; /* the subcommand */
+    } else if (strcmp(o->cmd, "passes") != 0) {
         if (optind >= argc) return usage_fail("'%s' needs a FILE (or - for stdin)", o->cmd);
         o->file = argv[optind++];
     }
@@ -649,6 +659,26 @@ static int cmd_passes(void) {
     return EXIT_OK;
 }
 
+static int cmd_cache(const options *o) {
+    char *dir = rt_kcache_dir(NULL);
+    if (!dir) return fail("cannot tell where the kernel cache is (no $FUSEC_CACHE_DIR, $XDG_CACHE_HOME or $HOME)");
+    uint64_t entries = 0, bytes = 0;
+    int rc = EXIT_OK;
+    if (strcmp(o->file, "stats") == 0) {
+        if (rt_kcache_disk_usage(dir, &entries, &bytes))
+            printf("kernel cache %s: %" PRIu64 " entr%s, %" PRIu64 " bytes\n", dir, entries,
+                   entries == 1 ? "y" : "ies", bytes);
+        else
+            printf("kernel cache %s: empty (the folder does not exist)\n", dir);
+    } else if (rt_kcache_clear(dir, &entries)) {
+        printf("kernel cache %s: removed %" PRIu64 " entr%s\n", dir, entries, entries == 1 ? "y" : "ies");
+    } else {
+        rc = fail("cannot clear the kernel cache %s", dir);
+    }
+    free(dir);
+    return rc;
+}
+
 static void free_tensors(fusec_tensor *ts, int n, bool lib_owned) {
     for (int i = 0; ts && i < n; i++) {
         if (lib_owned) fusec_free(ts[i].data);
@@ -767,5 +797,6 @@ int main(int argc, char **argv) {
     if (strcmp(o.cmd, "opt") == 0) return cmd_opt(&o);
     if (strcmp(o.cmd, "plan") == 0) return cmd_plan(&o);
     if (strcmp(o.cmd, "passes") == 0) return cmd_passes();
+    if (strcmp(o.cmd, "cache") == 0) return cmd_cache(&o);
     return cmd_run(&o);
 }
