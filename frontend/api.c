@@ -22,6 +22,7 @@
  *
  * Compiling and running modules is runtime/module.c.
  */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -282,6 +283,8 @@ void fusec_graph_destroy(fusec_graph *g) {
     if (g->err_heap) free((char *)g->err);
     free(g->byid);
     free(g->names);
+    free(g->src);
+    free(g->srcname);
     free(g);
 }
 
@@ -317,8 +320,18 @@ fusec_status fusec_graph_parse(const char *src, size_t len, const char *filename
     }
     ir_diag_free(&d);
     fusec_graph *g = fe_graph_wrap(ig);
-    if (!g) {
-        ir_graph_free(ig);
+    if (g) {
+        g->src = malloc(len + 1);
+        g->srcname = strdup(filename);
+        if (g->src) {
+            memcpy(g->src, src, len);
+            g->src[len] = 0;
+            g->srclen = len;
+        }
+    }
+    if (!g || !g->src || !g->srcname) {
+        if (g) fusec_graph_destroy(g);
+        else ir_graph_free(ig);
         fe_set_errmsg(errmsg, "fusec_graph_parse: out of memory");
         return FUSEC_ERR_NOMEM;
     }

@@ -32,6 +32,10 @@ struct fusec_graph {
     int nbyid;         /* capacity of byid */
     fe_name_slot *names;
     int names_cap, names_used;
+    /* A parsed graph keeps its source, so that a module compiled from it
+     * reports run-time errors at FILE:LINE:COL of the user's file. */
+    char *src, *srcname;
+    size_t srclen;
 };
 
 /* Wrap ig (taking ownership) and register its params and node results. */

@@ -7,8 +7,11 @@
  * destroy or keep tracing theirs.  The copy is made by printing the graph
  * and parsing the text back: print-then-parse is an invariant every test
  * checks, the parser verifies what it reads, and the module keeps the text
- * so run-time errors can quote the offending line of the canonical form
- * ("@f:7:8: error: ...").
+ * so run-time errors can quote the offending line.  When the graph was
+ * parsed from a file, the copy takes the original locations (the printed
+ * form has the same params and nodes in the same order) and errors point
+ * into the user's file ("model.ir:7:8: error: ..."); a traced graph's errors
+ * point into its canonical form ("@f:7:8: error: ...").
  *
  * Backends:
  *   interp  the reference interpreter on the graph as given;
@@ -34,8 +37,10 @@ struct fusec_module {
     ir_graph *g;
     fusec_backend backend;
     plan *plan;    /* FUSEC_BACKEND_PLAN */
-    char *text;    /* the canonical text g was parsed from */
-    char *srcname; /* "@name", the file name its diagnostics show */
+    char *text;    /* the source diagnostics quote: the user's file, or the
+                      canonical text g was parsed from */
+    size_t textlen;
+    char *srcname; /* the file name diagnostics show: the user's, or "@name" */
 };
 
 void fusec_module_destroy(fusec_module *m) {
@@ -106,6 +111,35 @@ char *fusec_pass_list(void) {
     return ir_str_take(&s);
 }
 
+/* Point m's diagnostics at the user's file: copy every location of the
+ * parsed graph onto the module's copy (one to one, in order). */
+static fusec_status adopt_source(fusec_module *m, const fusec_graph *g) {
+    const ir_graph *a = g->g;
+    ir_graph *b = m->g;
+    for (int i = 0; i < a->nparams && i < b->nparams; i++) b->params[i]->loc = a->params[i]->loc;
+    const ir_node *x = a->first;
+    for (ir_node *y = b->first; x && y; x = x->next, y = y->next) {
+        y->loc = x->loc;
+        y->out->loc = x->out->loc;
+        for (int i = 0; i < y->nin && i < x->nin; i++)
+            if (y->in[i]->kind == IR_VAL_LITERAL) y->in[i]->loc = x->in[i]->loc;
+    }
+    b->loc = a->loc;
+    char *text = malloc(g->srclen + 1), *name = strdup(g->srcname);
+    if (!text || !name) {
+        free(text);
+        free(name);
+        return FUSEC_ERR_NOMEM;
+    }
+    memcpy(text, g->src, g->srclen + 1);
+    free(m->text);
+    free(m->srcname);
+    m->text = text;
+    m->textlen = g->srclen;
+    m->srcname = name;
+    return FUSEC_OK;
+}
+
 fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_module **out,
                            char **errmsg) {
     if (errmsg) *errmsg = NULL;
@@ -167,6 +201,15 @@ fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_mo
         fusec_module_destroy(m);
         return FUSEC_ERR_INVALID;
     }
+    m->textlen = strlen(text);
+    if (g->src && adopt_source(m, g) != FUSEC_OK) {
+        ir_diag_free(&d);
+        fusec_module_destroy(m);
+        fe_set_errmsg(errmsg, "fusec_compile: out of memory");
+        return FUSEC_ERR_NOMEM;
+    }
+    ir_diag_free(&d);
+    ir_diag_init(&d, m->srcname, m->text, m->textlen);
     fusec_status st = FUSEC_OK;
     if (backend == FUSEC_BACKEND_PLAN) {
         st = optimize(m->g, NULL, NULL, &d);
@@ -219,7 +262,7 @@ fusec_status fusec_module_run(const fusec_module *m, const fusec_tensor *inputs,
     for (int i = 0; i < n_out; i++) outputs[i].data = NULL;
 
     ir_diag d;
-    ir_diag_init(&d, m->srcname, m->text, strlen(m->text));
+    ir_diag_init(&d, m->srcname, m->text, m->textlen);
     fusec_status st = m->plan ? rt_plan_run(m->plan, inputs, n_in, outputs, n_out, &d)
                               : rt_interp_run(g, inputs, n_in, outputs, n_out, &d);
     if (st != FUSEC_OK) {
