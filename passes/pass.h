@@ -58,5 +58,7 @@ bool pass_cse(ir_graph *g, pass_ctx *ctx);
 bool pass_canonicalize(ir_graph *g, pass_ctx *ctx);
 bool pass_decompose(ir_graph *g, pass_ctx *ctx);
 bool pass_fold_bn(ir_graph *g, pass_ctx *ctx);
+bool pass_fold(ir_graph *g, pass_ctx *ctx);
+bool pass_masks(ir_graph *g, pass_ctx *ctx);
 
 #endif

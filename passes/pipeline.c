@@ -15,10 +15,12 @@ static const pass_info passes[] = {
     {"dce", "dead code elimination", pass_dce},
     {"decompose", "rewrite composites (softmax, norms, gelu, sdpa, ...) into primitives", pass_decompose},
     {"fold_bn", "fold inference batch_norm into the preceding conv2d", pass_fold_bn},
+    {"fold", "constant folding: ops of full/constant values become full/constant", pass_fold},
+    {"masks", "mask elimination: masks that keep everything, masks applied twice, zero additive masks", pass_masks},
 };
 
 /* The default pipeline: one visible list. */
-static const char default_pipeline[] = "canonicalize,fold_bn,decompose,canonicalize,cse,dce";
+static const char default_pipeline[] = "canonicalize,fold_bn,fold,decompose,masks,fold,canonicalize,cse,dce";
 
 int pass_count(void) { return (int)(sizeof passes / sizeof passes[0]); }
 const pass_info *pass_at(int i) { return &passes[i]; }
