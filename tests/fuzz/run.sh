@@ -3,7 +3,7 @@
 #
 #   tests/fuzz/run.sh NAME WORKDIR [SECONDS]
 #
-# NAME is parse, roundtrip or npy (tests/fuzz/fuzz_NAME.c).  The library
+# NAME is parse, roundtrip, passes or npy (tests/fuzz/fuzz_NAME.c).  The library
 # sources (ir/ frontend/ passes/ codegen/ runtime/) are compiled directly with
 # clang-14 -fsanitize=fuzzer-no-link,address,undefined into WORKDIR/obj -
 # once, shared by every target, under a lock, and again only for files that
@@ -21,7 +21,7 @@
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-    echo "usage: $0 parse|roundtrip|npy WORKDIR [SECONDS]" >&2
+    echo "usage: $0 parse|roundtrip|passes|npy WORKDIR [SECONDS]" >&2
     exit 2
 fi
 name=$1
@@ -31,7 +31,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cc=${FUSEC_FUZZ_CC:-clang-14}
 
 case $name in
-    parse | roundtrip) max_len=8192 dict=ir ;;
+    parse | roundtrip | passes) max_len=8192 dict=ir ;;
     npy) max_len=4096 dict= ;;
     *) echo "run.sh: unknown fuzz target '$name'" >&2; exit 2 ;;
 esac
