@@ -1042,6 +1042,15 @@ static ir_value *make_full(mctx *c, ir_node *at, double value) {
     return build(c, at, IR_OP_FULL, NULL, 0, &a, 1, &at->out->type);
 }
 
+/* A full holding scalar v of at's dtype; NULL if `full`'s double value
+ * attribute cannot hold it exactly (an integer beyond 2^53). */
+static ir_value *make_full_scalar(mctx *c, ir_node *at, ir_scalar v) {
+    if (ir_dtype_is_float(at->out->type.dtype)) return make_full(c, at, v.f);
+    double x = (double)v.i;
+    if (x >= 9223372036854775808.0 || (int64_t)x != v.i) return NULL;
+    return make_full(c, at, x);
+}
+
 static bool same_dims(const ir_type *a, const ir_type *b) {
     return a->rank == b->rank && memcmp(a->dim, b->dim, sizeof(int64_t) * (size_t)a->rank) == 0;
 }
@@ -1052,9 +1061,7 @@ static ir_value *coerce(mctx *c, ir_value *x, ir_node *at) {
     const ir_type *t = &at->out->type;
     if (x->type.dtype != t->dtype) return NULL;
     if (x->kind == IR_VAL_LITERAL) {
-        ir_scalar s = literal_scalar(x);
-        double v = ir_dtype_is_float(t->dtype) ? s.f : (double)s.i;
-        return make_full(c, at, v);
+        return make_full_scalar(c, at, literal_scalar(x));
     }
     if (ir_type_eq(&x->type, t)) return x;
     ir_type b;
@@ -1157,7 +1164,7 @@ static ir_value *rewrite(mctx *c, ir_node *n, const char **why) {
     av *self = av_of(c, n->out);
     if (self && n->op != IR_OP_FULL) {
         *why = "uniform-values";
-        if (self->k == AV_CONST) return make_full(c, n, ir_dtype_is_float(t->dtype) ? self->c.f : (double)self->c.i);
+        if (self->k == AV_CONST) return make_full_scalar(c, n, self->c);
         decision d = self->k == AV_PRED ? decide(self->p, t) : D_MAYBE;
         if (d != D_MAYBE) return make_full(c, n, d == D_ALWAYS);
     }
