@@ -328,6 +328,28 @@ FUSEC_API fusec_status fusec_module_run(const fusec_module *m, const fusec_tenso
                                         int n_in, fusec_tensor *outputs, int n_out,
                                         char **errmsg);
 
+/* Run a FUSEC_BACKEND_CUDA module on GPU memory, without copies (zero copy).
+ * inputs[i].data are device addresses (CUdeviceptr values cast to void*)
+ * holding the parameters (dtype and shape checked as in fusec_module_run);
+ * outputs[i].data are device addresses the caller allocated, each large
+ * enough for result i (fusec_graph_output_info: numel * dtype size bytes);
+ * the call fills outputs[i]'s dtype, rank and shape and keeps its data.
+ * Memory must belong to the CUDA context fusec uses: the primary context of
+ * device 0 ($FUSEC_CUDA_DEVICE), the one the CUDA runtime API uses, so
+ * cudaMalloc'd pointers work.  Outputs must not overlap inputs or each
+ * other.  Any address alignment is accepted (multiple of the element size):
+ * kernels whose pointers are not 16-byte aligned take a scalar path.
+ * `stream` is a CUstream (NULL = the legacy default stream): the work is
+ * queued on it and the call returns without waiting, so results are ready
+ * (and errors of the kernels themselves show) when the stream gets there.
+ * When the same pointers come back, the kernels are replayed as a CUDA
+ * graph (FUSEC_CUDA_GRAPHS=0 turns that off); a stream that the caller is
+ * capturing into a graph of its own is refused (FUSEC_ERR_UNSUPPORTED).
+ * Safe from several threads; other backends give FUSEC_ERR_UNSUPPORTED. */
+FUSEC_API fusec_status fusec_module_run_device(const fusec_module *m, const fusec_tensor *inputs,
+                                               int n_in, fusec_tensor *outputs, int n_out,
+                                               void *stream, char **errmsg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,9 +16,13 @@
  * Backends:
  *   interp  the reference interpreter on the graph as given;
  *   plan    the default pass pipeline, fusion and memory planning, then the
- *           plan executor (runtime/plan_exec.c).
+ *           plan executor (runtime/plan_exec.c);
+ *   cuda    the same plan, each kernel generated as CUDA C, compiled with
+ *           NVRTC and run through the Driver API (runtime/cuda.c).  The
+ *           driver is checked first, so a machine without one fails fast.
  * A module is never written after fusec_compile returns and the executors
- * keep no global state, so fusec_module_run is safe from several threads.
+ * keep no global state, so fusec_module_run is safe from several threads
+ * (the CUDA runtime keeps a mutex-guarded pool of execution contexts).
  */
 #define _GNU_SOURCE /* open_memstream */
 #include <stdio.h>
@@ -30,13 +34,15 @@
 #include "passes/fuse.h"
 #include "passes/memplan.h"
 #include "passes/pass.h"
+#include "runtime/cuda.h"
 #include "runtime/interp.h"
 #include "runtime/plan_exec.h"
 
 struct fusec_module {
     ir_graph *g;
     fusec_backend backend;
-    plan *plan;    /* FUSEC_BACKEND_PLAN */
+    plan *plan;    /* FUSEC_BACKEND_PLAN and FUSEC_BACKEND_CUDA */
+    rt_cuda_module *cuda; /* FUSEC_BACKEND_CUDA */
     char *text;    /* the source diagnostics quote: the user's file, or the
                       canonical text g was parsed from */
     size_t textlen;
@@ -45,6 +51,7 @@ struct fusec_module {
 
 void fusec_module_destroy(fusec_module *m) {
     if (!m) return;
+    rt_cuda_unload(m->cuda);
     plan_free(m->plan);
     if (m->g) ir_graph_free(m->g);
     free(m->text);
@@ -159,10 +166,20 @@ fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_mo
     switch (backend) {
     case FUSEC_BACKEND_INTERP:
     case FUSEC_BACKEND_PLAN: break;
+    case FUSEC_BACKEND_CUDA: {
+        ir_diag dc;
+        ir_diag_init(&dc, NULL, NULL, 0);
+        fusec_status cst = rt_cuda_init(&dc);
+        if (cst == FUSEC_ERR_UNSUPPORTED)
+            fe_set_errmsg(errmsg, "fusec_compile: backend 'cuda' is not built into this fusec");
+        else if (cst != FUSEC_OK)
+            fe_take_diag(errmsg, &dc);
+        ir_diag_free(&dc);
+        if (cst != FUSEC_OK) return cst;
+        break;
+    }
     case FUSEC_BACKEND_CPU:
-    case FUSEC_BACKEND_CUDA:
-        fe_set_errmsg(errmsg, "fusec_compile: backend '%s' is not built into this fusec",
-                      backend == FUSEC_BACKEND_CPU ? "cpu" : "cuda");
+        fe_set_errmsg(errmsg, "fusec_compile: backend 'cpu' is not built into this fusec");
         return FUSEC_ERR_UNSUPPORTED;
     default:
         fe_set_errmsg(errmsg, "fusec_compile: unknown backend %d", (int)backend);
@@ -211,7 +228,7 @@ fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_mo
     ir_diag_free(&d);
     ir_diag_init(&d, m->srcname, m->text, m->textlen);
     fusec_status st = FUSEC_OK;
-    if (backend == FUSEC_BACKEND_PLAN) {
+    if (backend == FUSEC_BACKEND_PLAN || backend == FUSEC_BACKEND_CUDA) {
         st = optimize(m->g, NULL, NULL, &d);
         if (st == FUSEC_OK) {
             m->plan = pass_fuse(m->g, &d);
@@ -219,6 +236,7 @@ fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_mo
         }
         if (st == FUSEC_OK && !pass_memplan(m->plan, &d)) st = FUSEC_ERR_INVALID;
     }
+    if (st == FUSEC_OK && backend == FUSEC_BACKEND_CUDA) st = rt_cuda_load(m->plan, &m->cuda, &d);
     if (st != FUSEC_OK) {
         fe_set_errmsg(errmsg, "fusec_compile: %s", d.out.buf ? d.out.buf : "failed");
         ir_diag_free(&d);
@@ -235,6 +253,7 @@ char *fusec_module_describe(const fusec_module *m) {
     ir_str s = {0};
     if (m->plan) plan_print(&s, m->plan);
     else ir_print_graph(&s, m->g);
+    if (m->cuda) rt_cuda_describe(m->cuda, &s);
     return ir_str_take(&s);
 }
 
@@ -263,12 +282,46 @@ fusec_status fusec_module_run(const fusec_module *m, const fusec_tensor *inputs,
 
     ir_diag d;
     ir_diag_init(&d, m->srcname, m->text, m->textlen);
-    fusec_status st = m->plan ? rt_plan_run(m->plan, inputs, n_in, outputs, n_out, &d)
-                              : rt_interp_run(g, inputs, n_in, outputs, n_out, &d);
+    fusec_status st = m->cuda   ? rt_cuda_run(m->cuda, inputs, n_in, outputs, n_out, &d)
+                      : m->plan ? rt_plan_run(m->plan, inputs, n_in, outputs, n_out, &d)
+                                : rt_interp_run(g, inputs, n_in, outputs, n_out, &d);
     if (st != FUSEC_OK) {
         for (int i = 0; i < n_out; i++) outputs[i].data = NULL;
         fe_take_diag(errmsg, &d);
     }
+    ir_diag_free(&d);
+    return st;
+}
+
+fusec_status fusec_module_run_device(const fusec_module *m, const fusec_tensor *inputs, int n_in,
+                                     fusec_tensor *outputs, int n_out, void *stream, char **errmsg) {
+    if (errmsg) *errmsg = NULL;
+    if (!m) {
+        fe_set_errmsg(errmsg, "fusec_module_run_device: module is NULL");
+        return FUSEC_ERR_INVALID;
+    }
+    const ir_graph *g = m->g;
+    if (!m->cuda) {
+        fe_set_errmsg(errmsg, "fusec_module_run_device: @%s was not compiled for FUSEC_BACKEND_CUDA "
+                              "(device pointers need the cuda backend; use fusec_module_run)", g->name);
+        return FUSEC_ERR_UNSUPPORTED;
+    }
+    if (n_in != g->nparams || (n_in > 0 && !inputs)) {
+        fe_set_errmsg(errmsg, "fusec_module_run_device: @%s takes %d input%s, got %d%s", g->name,
+                      g->nparams, g->nparams == 1 ? "" : "s", n_in,
+                      n_in > 0 && !inputs ? " and a NULL array" : "");
+        return FUSEC_ERR_INVALID;
+    }
+    if (n_out != g->nresults || !outputs) {
+        fe_set_errmsg(errmsg, "fusec_module_run_device: @%s returns %d output%s, got room for %d%s",
+                      g->name, g->nresults, g->nresults == 1 ? "" : "s", n_out,
+                      !outputs ? " in a NULL array" : "");
+        return FUSEC_ERR_INVALID;
+    }
+    ir_diag d;
+    ir_diag_init(&d, m->srcname, m->text, m->textlen);
+    fusec_status st = rt_cuda_run_device(m->cuda, inputs, n_in, outputs, n_out, stream, &d);
+    if (st != FUSEC_OK) fe_take_diag(errmsg, &d);
     ir_diag_free(&d);
     return st;
 }
