@@ -354,7 +354,8 @@ char *cg_kernel_name(cg *g, const char *suffix) {
     return r;
 }
 
-static const char *const options[] = {"--std=c++17", "-default-device", "--fmad=true", "-DNDEBUG", NULL};
+static const char *const options[] = {"--std=c++17", "-default-device", "--fmad=true", "-DNDEBUG",
+                                      "--diag-suppress=177", NULL};
 
 const char *const *cg_cuda_options(void) { return options; }
 

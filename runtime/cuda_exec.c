@@ -412,12 +412,12 @@ fusec_status rt_cuda_run_device(rt_cuda_module *m, const fusec_tensor *in, int n
         ir_error(d, (ir_loc){0}, "out of memory");
         return FUSEC_ERR_NOMEM;
     }
-    for (int i = 0; out && i < nout; i++) optr[i] = out[i].data;
-    fusec_status st = rt_check_io(g, in, nin, out, nout, d); /* clears out[].data */
+    for (int i = 0; i < nout; i++) optr[i] = out[i].data;
+    fusec_status st = rt_check_io(g, in, nin, out, nout, d);
+    for (int i = 0; i < nout; i++) out[i].data = optr[i]; /* the check cleared them */
     for (int i = 0; st == FUSEC_OK && i < nout; i++) {
         const ir_value *v = g->results[i];
         set_desc(&out[i], v);
-        out[i].data = optr[i];
         size_t es = ir_dtype_size(v->type.dtype);
         if (!optr[i] && value_bytes(v) > 0) {
             ir_error(d, (ir_loc){0}, "output %d of @%s: the device pointer is NULL", i, gname(m));
@@ -555,6 +555,17 @@ static bool check_plan(const plan *p, ir_diag *d) {
             ir_error(d, (ir_loc){0}, "cuda runtime: result %d of @%s has no buffer", i, p->g->name ? p->g->name : "?");
             return false;
         }
+    /* An OUTPUT buffer is some result's memory (a device run writes it
+     * straight into the caller's output). */
+    for (int b = 0; b < p->nbufs; b++) {
+        bool found = p->bufs[b].kind != PLAN_BUF_OUTPUT;
+        for (int i = 0; !found && i < p->g->nresults; i++) found = plan_buf_of(p, p->g->results[i]) == b;
+        if (!found) {
+            ir_error(d, (ir_loc){0}, "cuda runtime: output buffer %d of @%s holds no result", b,
+                     p->g->name ? p->g->name : "?");
+            return false;
+        }
+    }
     return true;
 }
 

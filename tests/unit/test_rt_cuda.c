@@ -318,8 +318,14 @@ TEST(compile_error_log_and_source) {
     rmdir(dir);
 }
 
-/* An invalid option is an NVRTC error, reported, not a crash. */
+/* An invalid option is an NVRTC error, reported, not a crash (the source
+ * is saved as for any failed compile: into a folder removed afterwards). */
 TEST(compile_bad_option) {
+    char dir[] = "/tmp/fusec-test-rtcuda-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("TMPDIR", dir, 1);
     static const char *const extra[] = {"--no-such-option", NULL};
     ir_diag d;
     ir_diag_init(&d, NULL, NULL, 0);
@@ -329,7 +335,15 @@ TEST(compile_bad_option) {
                  FUSEC_ERR_BACKEND);
     CHECK(bin == NULL);
     CHECK(d.out.buf && strstr(d.out.buf, "NVRTC error"));
+    char *path = saved_path(d.out.buf);
+    CHECK(path && strncmp(path, dir, strlen(dir)) == 0);
+    if (path) unlink(path);
+    free(path);
     ir_diag_free(&d);
+    if (saved) setenv("TMPDIR", saved, 1);
+    else unsetenv("TMPDIR");
+    free(saved);
+    CHECK(rmdir(dir) == 0);
 }
 
 TEST_MAIN(driverless, pick_arch, arch_option, nvrtc_archs, compile_cubin_and_ptx, compile_generated,
