@@ -861,13 +861,18 @@ int main(int argc, char **argv) {
     }
 #endif
     install_crash_handler();
-    if (o.check_gen) return check_gen(&o);
+    if (o.check_gen) {
+        int rc = check_gen(&o);
+        free(o.files);
+        return rc;
+    }
     if (o.print) {
         for (long k = 0; k < o.count; k++) {
             char *t = gen_graph(o.seed + (uint64_t)k, NULL);
             if (t) fputs(t, stdout);
             free(t);
         }
+        free(o.files);
         return 0;
     }
 
