@@ -293,6 +293,18 @@ void cg_params(cg *g, ir_str *s, const int *bufs, int nbufs, int nscratch) {
     ir_str_putc(s, ')');
 }
 
+bool cg_kernel_entry(cg *g, ir_str *ks, const char *name, int threads, const int *bufs, int nbufs,
+                     int nscratch, ir_str *body, bool ok) {
+    ok = ok && g->ok;
+    if (ok) {
+        ir_str_printf(ks, "\nextern \"C\" __global__ void __launch_bounds__(%d) %s", threads, name);
+        cg_params(g, ks, bufs, nbufs, nscratch);
+        ir_str_printf(ks, " {\n%s}\n", body->buf ? body->buf : "");
+    }
+    ir_str_free(body);
+    return ok;
+}
+
 unsigned cg_clamp_grid(int64_t blocks, unsigned limit) {
     if (blocks <= 0) return 0;
     return blocks > (int64_t)limit ? limit : (unsigned)blocks;

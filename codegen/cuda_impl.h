@@ -189,6 +189,11 @@ int cg_body_index(const cg *g, const ir_value *v);
 void cg_preamble(ir_str *s, bool idx64);
 void cg_header(cg *g, ir_str *s, const char *what);
 void cg_params(cg *g, ir_str *s, const int *bufs, int nbufs, int nscratch);
+/* If ok (and g->ok), append to ks the entry point `name` (launch bounds
+ * `threads`, parameters from cg_params) whose body is *body; free *body
+ * either way.  Returns whether the kernel was emitted. */
+bool cg_kernel_entry(cg *g, ir_str *ks, const char *name, int threads, const int *bufs, int nbufs,
+                     int nscratch, ir_str *body, bool ok);
 /* The whole translation unit: preamble, header comment (`what` says how
  * the kernel is organised), constant tables, then `kernels`.  malloc'd. */
 char *cg_assemble(cg *g, const char *what, const ir_str *kernels);

@@ -596,15 +596,11 @@ bool cg_gen_library(cg *g, cg_cuda_kernel *out) {
             break;
         }
     }
-    ok = ok && g->ok;
+    ok = cg_kernel_entry(g, &ks, out->name, CG_BLOCK, out->bufs, nbufs, 0, &body, ok);
     if (ok) {
-        ir_str_printf(&ks, "\nextern \"C\" __global__ void __launch_bounds__(%d) %s", CG_BLOCK, out->name);
-        cg_params(g, &ks, out->bufs, nbufs, 0);
-        ir_str_printf(&ks, " {\n%s}\n", body.buf ? body.buf : "");
         out->source = cg_assemble(g, what, &ks);
         ok = out->source != NULL;
     }
-    ir_str_free(&body);
     ir_str_free(&ks);
     return ok;
 }

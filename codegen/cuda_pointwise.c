@@ -121,13 +121,7 @@ static bool pw_entry(cg *g, ir_str *ks, const char *name, const int *bufs, int n
     cg_line(g, "}");
     free(at);
     free(names);
-    ok = ok && g->ok;
-    if (ok) {
-        ir_str_printf(ks, "\nextern \"C\" __global__ void __launch_bounds__(%d) %s", CG_BLOCK, name);
-        cg_params(g, ks, bufs, nbufs, 0);
-        ir_str_printf(ks, " {\n%s}\n", body.buf ? body.buf : "");
-    }
-    ir_str_free(&body);
+    ok = cg_kernel_entry(g, ks, name, CG_BLOCK, bufs, nbufs, 0, &body, ok);
     return ok;
 }
 

@@ -506,13 +506,7 @@ static bool row_entry(cg *g, rk *r, ir_str *ks, const char *name, const int *buf
         cg_line(g, "}");
     }
     free(sh);
-    ok = ok && g->ok;
-    if (ok) {
-        ir_str_printf(ks, "\nextern \"C\" __global__ void __launch_bounds__(%d) %s", nt, name);
-        cg_params(g, ks, bufs, nbufs, 0);
-        ir_str_printf(ks, " {\n%s}\n", body.buf ? body.buf : "");
-    }
-    ir_str_free(&body);
+    ok = cg_kernel_entry(g, ks, name, nt, bufs, nbufs, 0, &body, ok);
     return ok;
 }
 
@@ -576,13 +570,7 @@ static bool split_partial(cg *g, rk *r, ir_str *ks, const char *name, const int 
         }
     }
     free(sh);
-    ok = ok && g->ok;
-    if (ok) {
-        ir_str_printf(ks, "\nextern \"C\" __global__ void __launch_bounds__(%d) %s", r->T, name);
-        cg_params(g, ks, bufs, nbufs, 1);
-        ir_str_printf(ks, " {\n%s}\n", body.buf ? body.buf : "");
-    }
-    ir_str_free(&body);
+    ok = cg_kernel_entry(g, ks, name, r->T, bufs, nbufs, 1, &body, ok);
     return ok;
 }
 
@@ -625,13 +613,7 @@ static bool csplit_partial(cg *g, rk *r, ir_str *ks, const char *name, const int
     cg_scope_pop(g);
     g->indent--;
     cg_line(g, "}");
-    ok = ok && g->ok;
-    if (ok) {
-        ir_str_printf(ks, "\nextern \"C\" __global__ void __launch_bounds__(%d) %s", CG_BLOCK, name);
-        cg_params(g, ks, bufs, nbufs, 1);
-        ir_str_printf(ks, " {\n%s}\n", body.buf ? body.buf : "");
-    }
-    ir_str_free(&body);
+    ok = cg_kernel_entry(g, ks, name, CG_BLOCK, bufs, nbufs, 1, &body, ok);
     return ok;
 }
 
@@ -679,13 +661,7 @@ static bool split_finish(cg *g, rk *r, ir_str *ks, const char *name, const int *
     cg_scope_pop(g);
     g->indent--;
     cg_line(g, "}");
-    ok = ok && g->ok;
-    if (ok) {
-        ir_str_printf(ks, "\nextern \"C\" __global__ void __launch_bounds__(256) %s", name);
-        cg_params(g, ks, bufs, nbufs, 1);
-        ir_str_printf(ks, " {\n%s}\n", body.buf ? body.buf : "");
-    }
-    ir_str_free(&body);
+    ok = cg_kernel_entry(g, ks, name, 256, bufs, nbufs, 1, &body, ok);
     return ok;
 }
 
