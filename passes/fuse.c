@@ -382,12 +382,24 @@ static const char *kernel_name(ir_arena *a, int idx, ir_node *const *nodes, int 
     return ir_arena_strdup(a, buf);
 }
 
+/* The largest value fusec plans: 2^56 bytes (64 PiB) keeps every sum of
+ * sizes and offsets far from int64 overflow.  The verifier allows up to
+ * 2^62 elements, whose bytes would not fit in an int64. */
+#define PLAN_MAX_BYTES ((int64_t)1 << 56)
+
+/* v's bytes, rounded up to the arena alignment; -1 beyond PLAN_MAX_BYTES. */
+static int64_t value_bytes(const ir_value *v, bool aligned) {
+    int64_t n = ir_type_numel(&v->type), es = (int64_t)ir_dtype_size(v->type.dtype);
+    if (n > PLAN_MAX_BYTES / es) return -1;
+    return aligned ? (n * es + PLAN_ARENA_ALIGN - 1) / PLAN_ARENA_ALIGN * PLAN_ARENA_ALIGN : n * es;
+}
+
 static int add_buf(plan *p, ir_value *v, plan_buf_kind kind) {
     plan_buf *bf = &p->bufs[p->nbufs];
     bf->id = p->nbufs;
     bf->kind = kind;
     bf->value = v;
-    bf->bytes = ir_type_numel(&v->type) * (int64_t)ir_dtype_size(v->type.dtype);
+    bf->bytes = value_bytes(v, false);
     bf->offset = -1;
     bf->def = -1;
     bf->last_use = -1;
@@ -609,6 +621,18 @@ plan *pass_fuse(ir_graph *g, ir_diag *d) {
     p->kernels = ir_arena_alloc(&p->arena, sizeof(plan_kernel) * (size_t)(nroots + 1));
     if (!p->buf_of || !p->bufs || !p->kernels) goto oom;
     for (size_t i = 0; i < nv; i++) p->buf_of[i] = -1;
+    for (int i = 0; i < g->nparams + s.nnodes; i++) {
+        const ir_value *v = i < g->nparams ? g->params[i] : s.nodes[i - g->nparams]->out;
+        if (value_bytes(v, true) < 0) {
+            ir_str t = {0};
+            ir_describe(&t, v);
+            ir_error(d, v->loc, "%s is too large to plan: more than 2^56 bytes", t.buf ? t.buf : "a value");
+            ir_str_free(&t);
+            state_free(&s, bodies, roots);
+            plan_free(p);
+            return NULL;
+        }
+    }
     for (int i = 0; i < g->nparams; i++) add_buf(p, g->params[i], PLAN_BUF_INPUT);
     for (int i = 0; i < nroots; i++) {
         ir_value *v = roots[i]->out;
@@ -627,9 +651,7 @@ plan *pass_fuse(ir_graph *g, ir_diag *d) {
     }
     for (int i = 0; i < s.nnodes; i++) {
         const ir_value *v = s.nodes[i]->out;
-        if (!is_result(g, v))
-            p->eager_bytes += (ir_type_numel(&v->type) * (int64_t)ir_dtype_size(v->type.dtype) +
-                               PLAN_ARENA_ALIGN - 1) / PLAN_ARENA_ALIGN * PLAN_ARENA_ALIGN;
+        if (!is_result(g, v)) p->eager_bytes += value_bytes(v, true);
     }
     for (int i = 0; i < p->nbufs; i++) {
         plan_buf *bf = &p->bufs[i];
