@@ -377,6 +377,11 @@ void cg_cuda_kernel_free(cg_cuda_kernel *k) {
         cg_cuda_kernel_free(k->next);
         free(k->next);
     }
+    if (k->gemm) {
+        cg_cuda_kernel_free(k->gemm->epilogue);
+        free(k->gemm->epilogue);
+        free(k->gemm);
+    }
     free(k->name);
     free(k->scalar_name);
     free(k->source);

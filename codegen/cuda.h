@@ -14,6 +14,31 @@
  * address), then `nscratch` pointers to per-launch scratch allocations of
  * scratch_bytes[i] bytes each (zeroed before the launch; used by split
  * reductions), and nothing else: every size is a compile-time constant. */
+struct cg_cuda_kernel;
+
+/* A GEMM that a runtime may hand to a BLAS library (cuBLASLt) instead of
+ * compiling and launching the kernel's own source.  For z < batch:
+ *
+ *     D[z] = A[z] @ B[z]  (+ bias[j] on every row, then one rounding to dt)
+ *
+ * D is m x n, row-major and contiguous (batch stride m * n); A(i, kk) is at
+ * element a_bs * z + a_rs * i + a_cs * kk of argument a_arg, B(kk, j) at
+ * b_bs * z + b_rs * kk + b_cs * j of b_arg (a batch stride 0 broadcasts).
+ * One of a_rs, a_cs is 1 and the other at least the extent of the dim
+ * it does not stride (likewise for B): every operand is a column- or
+ * row-major matrix.  Arguments are indices into the kernel's bufs.  When
+ * d_arg >= 0, D is that argument and the GEMM is the whole kernel;
+ * otherwise D is scratch 0 of `epilogue`, a kernel launched next with the
+ * same bufs that reads D (as dt) and computes and stores the kernel's
+ * outputs. */
+typedef struct cg_cuda_gemm {
+    int dt; /* fusec_dtype of A, B, bias and D: f32, f16 or bf16 */
+    int64_t m, n, k, batch;
+    int a_arg, b_arg, bias_arg, d_arg; /* bias_arg -1: none */
+    int64_t a_rs, a_cs, a_bs, b_rs, b_cs, b_bs;
+    struct cg_cuda_kernel *epilogue; /* NULL when d_arg >= 0 */
+} cg_cuda_gemm;
+
 typedef struct cg_cuda_kernel {
     char *name;         /* the extern "C" __global__ entry point */
     char *scalar_name;  /* an entry point without vector accesses, or NULL:
@@ -23,12 +48,17 @@ typedef struct cg_cuda_kernel {
     int *bufs;          /* malloc'd */
     int nscratch;
     int64_t scratch_bytes[4];
+    bool scratch_unzeroed; /* the kernel writes its scratch before reading it:
+                              no zeroing needed */
     unsigned grid[3], block[3]; /* launch shape of `name` */
     unsigned scalar_grid[3], scalar_block[3]; /* of `scalar_name` */
     unsigned shmem;     /* dynamic shared memory bytes */
     /* Several launches in sequence (e.g. a split reduction's second pass):
      * `next` is launched right after this one with the same arguments. */
     struct cg_cuda_kernel *next;
+    /* Matmul and linear kernels: the same computation as a BLAS GEMM (and
+     * an epilogue kernel), for a runtime that prefers it; else NULL. */
+    cg_cuda_gemm *gemm;
 } cg_cuda_kernel;
 
 /* Generate kernel k of plan p.  False (with a message in d naming the

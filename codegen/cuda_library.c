@@ -30,16 +30,15 @@
  * same evaluator as every other kernel (cuda_eval.c), with the library
  * node's value bound to that register (g->lib / g->lib_expr).
  *
- * Keeping the epilogue separable, for a runtime that prefers cuBLASLt for
- * the GEMM itself: a LIBRARY kernel whose body is only the matmul (and the
- * transposed views of its operands) has no epilogue and can be replaced by
- * the library call outright; one whose epilogue is bias / relu / gelu can
- * use cuBLASLt's own epilogues.  For any other epilogue the runtime can
- * have the library result written to a temporary and run the epilogue as a
- * pointwise kernel over the library result's shape: in this generator that
- * is cg_eval reading g->lib from a pointer instead of a register (one
- * branch in cuda_eval.c) and the pointwise driver of cuda_pointwise.c; it
- * is not exposed yet because nothing routes to cuBLASLt yet.
+ * The same matmul / linear for a BLAS library (gemm_alt): where the GEMM
+ * fits one (f32, f16 or bf16; row- or column-major operands; one stride
+ * per batch), the kernel also carries a cg_cuda_gemm that the runtime may
+ * hand to cuBLASLt instead of compiling the tiled kernel.  A kernel whose
+ * only output is the product needs nothing else (the library writes the
+ * output buffer, bias included); any other gets a second, separate
+ * translation unit, the epilogue kernel, which reads the product from
+ * scratch (one rounding to the dtype, as the tiled kernel does) and
+ * evaluates the rest of the kernel there through the same evaluator.
  *
  * Composite ops (softmax, layer_norm, sdpa, ...) are not generated: the
  * default pipeline decomposes them, and a plan made without decomposition
@@ -320,33 +319,59 @@ static void mm_comps(cg *g, const void *ctx, int mv, int nv, int zv, cg_ix *comp
     FC_ASSERT(r == c->ot->rank);
 }
 
-static bool gen_gemm(cg *g, const ir_node *L, ir_str *body, unsigned grid[3], unsigned block[3]) {
+/* A matmul or linear as one batched problem: [batch] x (M x K) @ (K x N),
+ * each operand element at its strides; linear is matmul(x, transpose(w)):
+ * w [N, K] read as B [K, N].  abs[i] / bbs[i]: the operands' strides along
+ * batch dim i of the output (0 where broadcast). */
+typedef struct mm_prob {
+    lib_opnd A, B, bias;
+    int64_t M, N, K, sam, sak, sbk, sbn, batch;
+    int nb; /* batch dims of the output */
+    bool a2, b2;
+    int64_t abs[IR_MAX_RANK], bbs[IR_MAX_RANK];
+} mm_prob;
+
+static bool mm_problem(cg *g, const ir_node *L, mm_prob *q) {
+    memset(q, 0, sizeof *q);
+    q->bias.buf = -1;
+    lib_opnd *A = &q->A, *B = &q->B;
     bool lin = L->op == IR_OP_LINEAR;
-    lib_opnd A, B, bias = {.buf = -1};
-    if (!get_operand(g, L, 0, &A) || !get_operand(g, L, 1, &B)) return false;
-    if (lin && L->nin > 2 && !get_operand(g, L, 2, &bias)) return false;
+    if (!get_operand(g, L, 0, A) || !get_operand(g, L, 1, B)) return false;
+    if (lin && L->nin > 2 && !get_operand(g, L, 2, &q->bias)) return false;
     const ir_type *ot = &L->out->type;
-    /* the logical problem: [batch] x (M x K) @ (K x N); linear is
-     * matmul(x, transpose(w)): w [N, K] read as B [K, N] */
-    int64_t M, N, K, sam, sak, sbk, sbn;
-    bool a2 = A.rank >= 2, b2 = lin || B.rank >= 2;
-    M = a2 ? A.dim[A.rank - 2] : 1;
-    K = A.dim[A.rank - 1];
-    sam = a2 ? A.stride[A.rank - 2] : 0;
-    sak = A.stride[A.rank - 1];
+    q->a2 = A->rank >= 2;
+    q->b2 = lin || B->rank >= 2;
+    q->M = q->a2 ? A->dim[A->rank - 2] : 1;
+    q->K = A->dim[A->rank - 1];
+    q->sam = q->a2 ? A->stride[A->rank - 2] : 0;
+    q->sak = A->stride[A->rank - 1];
     if (lin) {
-        N = B.dim[0];
-        sbk = B.stride[1];
-        sbn = B.stride[0];
+        q->N = B->dim[0];
+        q->sbk = B->stride[1];
+        q->sbn = B->stride[0];
     } else {
-        N = b2 ? B.dim[B.rank - 1] : 1;
-        sbk = b2 ? B.stride[B.rank - 2] : B.stride[0];
-        sbn = b2 ? B.stride[B.rank - 1] : 0;
+        q->N = q->b2 ? B->dim[B->rank - 1] : 1;
+        q->sbk = q->b2 ? B->stride[B->rank - 2] : B->stride[0];
+        q->sbn = q->b2 ? B->stride[B->rank - 1] : 0;
     }
-    int abatch = a2 ? A.rank - 2 : 0, bbatch = lin ? 0 : b2 ? B.rank - 2 : 0;
-    int nb = ot->rank - (a2 ? 1 : 0) - (b2 ? 1 : 0);
-    int64_t batch = 1;
-    for (int i = 0; i < nb; i++) batch *= ot->dim[i];
+    int abatch = q->a2 ? A->rank - 2 : 0, bbatch = lin ? 0 : q->b2 ? B->rank - 2 : 0;
+    q->nb = ot->rank - (q->a2 ? 1 : 0) - (q->b2 ? 1 : 0);
+    q->batch = 1;
+    for (int i = 0; i < q->nb; i++) {
+        q->batch *= ot->dim[i];
+        int ia = i - (q->nb - abatch), ib = i - (q->nb - bbatch);
+        q->abs[i] = ia >= 0 && A->dim[ia] != 1 ? A->stride[ia] : 0;
+        q->bbs[i] = ib >= 0 && B->dim[ib] != 1 ? B->stride[ib] : 0;
+    }
+    return true;
+}
+
+static bool gen_gemm(cg *g, const ir_node *L, ir_str *body, unsigned grid[3], unsigned block[3]) {
+    mm_prob q;
+    if (!mm_problem(g, L, &q)) return false;
+    const ir_type *ot = &L->out->type;
+    int nb = q.nb;
+    int64_t batch = q.batch;
     /* batch offsets of A and B from z, through their broadcast strides */
     int zv = cg_var_new(g, "z", 0, batch - 1);
     cg_ix zc[IR_MAX_RANK], zl = cg_ixv(zv, 1);
@@ -355,17 +380,12 @@ static bool gen_gemm(cg *g, const ir_node *L, ir_str *body, unsigned grid[3], un
     cg_ix_split(g, &zl, ot->dim, nb, zc);
     cg_ix abase = cg_ixc(0), bbase = cg_ixc(0);
     for (int i = 0; i < nb; i++) {
-        int ia = i - (nb - abatch), ib = i - (nb - bbatch);
-        if (ia >= 0 && A.dim[ia] != 1) {
-            cg_ix t = zc[i];
-            cg_ix_scale(g, &t, A.stride[ia]);
-            cg_ix_add(g, &abase, &t);
-        }
-        if (ib >= 0 && B.dim[ib] != 1) {
-            cg_ix t = zc[i];
-            cg_ix_scale(g, &t, B.stride[ib]);
-            cg_ix_add(g, &bbase, &t);
-        }
+        cg_ix t = zc[i];
+        cg_ix_scale(g, &t, q.abs[i]);
+        cg_ix_add(g, &abase, &t);
+        t = zc[i];
+        cg_ix_scale(g, &t, q.bbs[i]);
+        cg_ix_add(g, &bbase, &t);
     }
     /* the batch offsets as plain expressions of z (any helper variables
      * they need are recomputed inline) */
@@ -376,14 +396,137 @@ static bool gen_gemm(cg *g, const ir_node *L, ir_str *body, unsigned grid[3], un
     ir_str_free(&dummy);
     g->out = saved;
     gemm_spec sp = {
-        .M = M, .N = N, .K = K, .batch = batch, .dbl = ot->dtype == FUSEC_DTYPE_F64, .zpre = zpre,
-        .a_val = ld(g, &A, cg_strf(g, "abase + m * %" PRId64 " + k * %" PRId64, sam, sak)),
-        .b_val = ld(g, &B, cg_strf(g, "bbase + kq * %" PRId64 " + n * %" PRId64, sbk, sbn)),
-        .bias = bias.buf >= 0 ? ld(g, &bias, "n") : NULL,
-        .a_kfast = sak == 1 || sam != 1, .b_nfast = sbn == 1 || sbk != 1,
+        .M = q.M, .N = q.N, .K = q.K, .batch = batch, .dbl = ot->dtype == FUSEC_DTYPE_F64, .zpre = zpre,
+        .a_val = ld(g, &q.A, cg_strf(g, "abase + m * %" PRId64 " + k * %" PRId64, q.sam, q.sak)),
+        .b_val = ld(g, &q.B, cg_strf(g, "bbase + kq * %" PRId64 " + n * %" PRId64, q.sbk, q.sbn)),
+        .bias = q.bias.buf >= 0 ? ld(g, &q.bias, "n") : NULL,
+        .a_kfast = q.sak == 1 || q.sam != 1, .b_nfast = q.sbn == 1 || q.sbk != 1,
     };
-    mm_ctx c = {.ot = ot, .nb = nb, .a2 = a2, .b2 = b2};
+    mm_ctx c = {.ot = ot, .nb = nb, .a2 = q.a2, .b2 = q.b2};
     return gemm_core(g, &sp, L->out, mm_comps, &c, body, grid, block);
+}
+
+/* ---- the same GEMM for a BLAS library ----------------------------------------------- */
+
+/* The single stride that walks the flattened batch of an operand whose
+ * stride along output batch dim i is s[i]; false when none does (a
+ * broadcast dim inside a strided one). */
+static bool flat_stride(const int64_t *s, const int64_t *dim, int nb, int64_t *out) {
+    int64_t span = 1;
+    bool have = false;
+    *out = 0;
+    for (int i = nb - 1; i >= 0; i--) {
+        if (dim[i] == 1) continue;
+        if (!have) *out = s[i];
+        else if (s[i] != *out * span) return false;
+        have = true;
+        span *= dim[i];
+    }
+    return true;
+}
+
+/* rows x cols at strides (*rs, *cs) as a row- or column-major matrix: one
+ * stride 1, the other at least the extent it skips.  The stride of an
+ * extent-1 dim never matters and is set to fit. */
+static bool as_matrix(int64_t rows, int64_t cols, int64_t *rs, int64_t *cs) {
+    if (rows == 1) *rs = *cs == 1 ? cols : 1;
+    if (cols == 1) *cs = *rs == 1 ? rows : 1;
+    if (rows == 1 && cols == 1) *rs = *cs = 1;
+    return (*cs == 1 && *rs >= cols) || (*rs == 1 && *cs >= rows);
+}
+
+static int arg_of(const cg_cuda_kernel *k, int buf) {
+    for (int i = 0; i < k->nbufs; i++)
+        if (k->bufs[i] == buf) return i;
+    return -1;
+}
+
+/* The kernel `main` again, with the GEMM left to a library: the library
+ * writes the rounded product to scratch 0, and this kernel reads it at
+ * each element of the library result and finishes the kernel there, as
+ * the tiled GEMM's epilogue does in registers. */
+static bool gen_blas_epilogue(cg *g, const ir_node *L, const cg_cuda_kernel *main, cg_cuda_kernel *e) {
+    const ir_type *t = &L->out->type;
+    ir_dtype dt = t->dtype;
+    int64_t n = ir_type_numel(t);
+    e->bufs = malloc(sizeof(int) * (size_t)(main->nbufs + 1));
+    e->name = cg_kernel_name(g, "_blas_epilogue");
+    if (!e->bufs || !e->name) return cg_fail(g, NULL, "out of memory");
+    memcpy(e->bufs, main->bufs, sizeof(int) * (size_t)main->nbufs);
+    e->nbufs = main->nbufs;
+    e->nscratch = 1;
+    e->scratch_bytes[0] = n * (int64_t)ir_dtype_size(dt);
+    e->scratch_unzeroed = true;
+    e->block[0] = CG_BLOCK;
+    e->block[1] = e->block[2] = 1;
+    e->grid[0] = cg_clamp_grid((n + CG_BLOCK - 1) / CG_BLOCK, 0x7fffffffu);
+    e->grid[1] = e->grid[2] = 1;
+    cg_reset(g);
+    g->vec = 1;
+    g->lib = L->out;
+    ir_str body = {0}, ks = {0};
+    g->out = &body;
+    g->indent = 1;
+    static const char *const nm[IR_MAX_RANK] = {"e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7"};
+    cg_ix comps[IR_MAX_RANK];
+    elem_loop_open(g, t, nm, comps);
+    const char *lv = cg_fresh(g, "lib");
+    cg_line(g, "const %s %s = %s; /* %s, computed by the BLAS library */", cg_ctype(dt), lv,
+            cg_ld(g, dt, cg_strf(g, "((const %s *)scratch0)", cg_stype(dt)), "oi"), ir_op_get(L->op)->name);
+    g->lib_expr = lv;
+    bool ok = epilogue(g, comps, t->rank);
+    elem_loop_close(g);
+    ok = cg_kernel_entry(g, &ks, e->name, CG_BLOCK, e->bufs, e->nbufs, 1, &body, ok);
+    if (ok) {
+        e->source = cg_assemble(g, "the epilogue of a GEMM that a BLAS library computes, one thread per element", &ks);
+        ok = e->source != NULL;
+    }
+    ir_str_free(&ks);
+    return ok;
+}
+
+/* Describe the kernel's matmul / linear as a BLAS GEMM (out->gemm) where
+ * one fits: f32, f16 or bf16 throughout, every operand a row- or
+ * column-major matrix, each batch walked by one stride.  Not fitting is
+ * no error: the kernel's own source stays the only way to run it. */
+static bool gemm_alt(cg *g, const ir_node *L, cg_cuda_kernel *out) {
+    const plan_kernel *k = g->k;
+    ir_dtype dt = L->out->type.dtype;
+    if (dt != FUSEC_DTYPE_F32 && dt != FUSEC_DTYPE_F16 && dt != FUSEC_DTYPE_BF16) return true;
+    mm_prob q;
+    if (!mm_problem(g, L, &q)) return false;
+    if (q.A.dt != dt || q.B.dt != dt || (q.bias.buf >= 0 && q.bias.dt != dt)) return true;
+    if (q.M < 1 || q.N < 1 || q.K < 1) return true;
+    cg_cuda_gemm gm = {.dt = dt, .m = q.M, .n = q.N, .k = q.K, .batch = q.batch,
+                       .a_rs = q.sam, .a_cs = q.sak, .b_rs = q.sbk, .b_cs = q.sbn};
+    const int64_t *od = L->out->type.dim;
+    if (!flat_stride(q.abs, od, q.nb, &gm.a_bs) || !flat_stride(q.bbs, od, q.nb, &gm.b_bs)) return true;
+    if (!as_matrix(q.M, q.K, &gm.a_rs, &gm.a_cs) || !as_matrix(q.K, q.N, &gm.b_rs, &gm.b_cs)) return true;
+    gm.a_arg = arg_of(out, q.A.buf);
+    gm.b_arg = arg_of(out, q.B.buf);
+    gm.bias_arg = q.bias.buf >= 0 ? arg_of(out, q.bias.buf) : -1;
+    if (gm.a_arg < 0 || gm.b_arg < 0 || (q.bias.buf >= 0 && gm.bias_arg < 0)) return true;
+    bool whole = k->nout == 1 && g->p->bufs[k->out[0]].value == L->out;
+    gm.d_arg = whole ? arg_of(out, k->out[0]) : -1;
+    cg_cuda_kernel *e = NULL;
+    if (!whole) {
+        e = calloc(1, sizeof *e);
+        if (!e) return cg_fail(g, NULL, "out of memory");
+        if (!gen_blas_epilogue(g, L, out, e)) {
+            cg_cuda_kernel_free(e);
+            free(e);
+            return false;
+        }
+    }
+    gm.epilogue = e;
+    out->gemm = malloc(sizeof *out->gemm);
+    if (!out->gemm) {
+        cg_cuda_kernel_free(e);
+        free(e);
+        return cg_fail(g, NULL, "out of memory");
+    }
+    *out->gemm = gm;
+    return true;
 }
 
 /* ---- conv2d as an implicit GEMM ------------------------------------------------- */
@@ -602,5 +745,7 @@ bool cg_gen_library(cg *g, cg_cuda_kernel *out) {
         ok = out->source != NULL;
     }
     ir_str_free(&ks);
+    if (ok && ir_type_numel(&L->out->type) > 0 && (L->op == IR_OP_MATMUL || L->op == IR_OP_LINEAR))
+        ok = gemm_alt(g, L, out);
     return ok;
 }

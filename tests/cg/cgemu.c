@@ -11,8 +11,10 @@
  * with coroutines), compile it into a shared object with the host C++
  * compiler and load it; make deterministic random inputs; run the plan
  * twice - once through the vectorized entry points, once through the
- * `_scalar` ones - in an arena poisoned with 0xFF bytes like the plan
- * executor's; and compare every result with rt_plan_run on the same plan
+ * `_scalar` ones - and, for plans with matmuls that have a BLAS form
+ * (cg_cuda_gemm), a third time with those GEMMs computed here as a BLAS
+ * library would and their epilogue kernels emulated, each in an arena
+ * poisoned with 0xFF bytes like the plan executor's; and compare every result with rt_plan_run on the same plan
  * (tests/diff/compare.c, the design's tolerances with the looser f32 one).
  *
  * This checks the generated code's logic (indexing, vector lanes,
@@ -84,6 +86,13 @@ static char *emu_source(const cg_cuda_kernel *ks, int n) {
         if (ks[i].next) ir_str_printf(&s, "extern \"C\" void fcemu_t%d_n(void **a) { fcemu_call(%s, a); }\n", i, ks[i].next->name);
         ir_str_puts(&s, "}\n");
         cgt_renames(&s, &ks[i], i, true);
+        const cg_cuda_kernel *e = cgt_epilogue(&ks[i]);
+        if (e) {
+            cgt_renames(&s, e, i, false);
+            ir_str_printf(&s, "namespace fcq%de {\n%s\n", i, e->source);
+            ir_str_printf(&s, "extern \"C\" void fcemu_t%d_e(void **a) { fcemu_call(%s, a); }\n}\n", i, e->name);
+            cgt_renames(&s, e, i, true);
+        }
     }
     return ir_str_take(&s);
 }
@@ -95,8 +104,43 @@ static void *aligned(size_t bytes) {
     return p;
 }
 
-/* Run the plan through the emulated kernels; out[] gets each result. */
-static bool emu_run(const plan *p, const cg_cuda_kernel *ks, void *so, launch_fn launch, bool scalar,
+/* A kernel's BLAS form as a BLAS library would run it (a plain triple
+ * loop in double, one rounding to the dtype), then its epilogue kernel. */
+static bool emu_gemm(const cg_cuda_kernel *kk, int k, void **args, void *so, launch_fn launch) {
+    const cg_cuda_gemm *gm = kk->gemm;
+    size_t es = ir_dtype_size(gm->dt);
+    void *d = gm->d_arg >= 0 ? args[gm->d_arg] : aligned((size_t)(gm->batch * gm->m * gm->n) * es);
+    if (!d) return false;
+    const void *a = args[gm->a_arg], *b = args[gm->b_arg], *bias = gm->bias_arg >= 0 ? args[gm->bias_arg] : NULL;
+    for (int64_t z = 0; z < gm->batch; z++)
+        for (int64_t i = 0; i < gm->m; i++)
+            for (int64_t j = 0; j < gm->n; j++) {
+                double acc = bias ? ir_load_f(gm->dt, bias, j) : 0.0;
+                for (int64_t q = 0; q < gm->k; q++)
+                    acc += ir_load_f(gm->dt, a, z * gm->a_bs + i * gm->a_rs + q * gm->a_cs) *
+                           ir_load_f(gm->dt, b, z * gm->b_bs + q * gm->b_rs + j * gm->b_cs);
+                ir_store_f(gm->dt, d, (z * gm->m + i) * gm->n + j, acc);
+            }
+    bool ok = true;
+    const cg_cuda_kernel *e = gm->epilogue;
+    if (e) {
+        void *eargs[80];
+        int na = 0;
+        for (int i = 0; i < e->nbufs && na < 72; i++) eargs[na++] = args[i];
+        eargs[na++] = d;
+        char sym[64];
+        snprintf(sym, sizeof sym, "fcemu_t%d_e", k);
+        tramp_fn f = (tramp_fn)dlsym(so, sym);
+        ok = f && (!e->grid[0] || launch(f, eargs, e->grid, e->block) == 0);
+        free(d);
+    }
+    return ok;
+}
+
+/* Run the plan through the emulated kernels (mode 0: the vector entry
+ * points, 1: the scalar ones, 2: BLAS forms where kernels have them);
+ * out[] gets each result. */
+static bool emu_run(const plan *p, const cg_cuda_kernel *ks, void *so, launch_fn launch, int mode,
                     const fusec_tensor *in, fusec_tensor *out) {
     void **data = calloc((size_t)p->nbufs + 1, sizeof *data);
     unsigned char *arena = aligned((size_t)p->arena_bytes);
@@ -112,10 +156,14 @@ static bool emu_run(const plan *p, const cg_cuda_kernel *ks, void *so, launch_fn
         void *args[80];
         int na = 0;
         for (int i = 0; i < kk->nbufs && na < 72; i++) args[na++] = data[kk->bufs[i]];
+        if (mode == 2 && kk->gemm) {
+            ok = emu_gemm(kk, k, args, so, launch);
+            continue;
+        }
         void *scratch[4] = {0};
         for (int i = 0; i < kk->nscratch; i++) args[na++] = scratch[i] = aligned((size_t)kk->scratch_bytes[i]);
         char sym[64];
-        bool use_s = scalar && kk->scalar_name;
+        bool use_s = mode == 1 && kk->scalar_name;
         snprintf(sym, sizeof sym, "fcemu_t%d_%c", k, use_s ? 's' : 'v');
         tramp_fn f = (tramp_fn)dlsym(so, sym);
         if (!f) {
@@ -229,16 +277,19 @@ static int run_case(const char *text, const char *label, const char *dir, const 
         goto done;
     }
     rc = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        if (!emu_run(p, ks, so, launch, pass == 1, in, got)) {
-            fprintf(stderr, "%s: emulated run failed (%s entries)\n", label, pass ? "scalar" : "vector");
+    static const char *const mode_name[3] = {"vector", "scalar", "BLAS"};
+    bool blas = false;
+    for (int k = 0; k < p->nkernels; k++) blas |= ks[k].gemm != NULL;
+    for (int pass = 0; pass < (blas ? 3 : 2); pass++) {
+        if (!emu_run(p, ks, so, launch, pass, in, got)) {
+            fprintf(stderr, "%s: emulated run failed (%s entries)\n", label, mode_name[pass]);
             rc = 1;
         }
         for (int i = 0; i < g->nresults && rc == 0; i++) {
             cmp_result cr;
             cmp_tol tol = graph_tolerance(g, ref[i].dtype);
             if (!cmp_tensors(&ref[i], &got[i], tol, NULL, &cr)) {
-                fprintf(stderr, "%s: result %d differs (%s entries): %s\n", label, i, pass ? "scalar" : "vector", cr.msg);
+                fprintf(stderr, "%s: result %d differs (%s entries): %s\n", label, i, mode_name[pass], cr.msg);
                 rc = 1;
             }
         }
@@ -247,7 +298,11 @@ static int run_case(const char *text, const char *label, const char *dir, const 
             got[i].data = NULL;
         }
     }
-    if (rc == 0 && verbose) printf("ok %s (%d kernels)\n", label, p->nkernels);
+    if (rc == 0 && verbose) {
+        int nblas = 0;
+        for (int k = 0; k < p->nkernels; k++) nblas += ks[k].gemm != NULL;
+        printf("ok %s (%d kernels, %d with a BLAS form)\n", label, p->nkernels, nblas);
+    }
     goto done;
 fail:
     if (d.nerr) fprintf(stderr, "%s", d.out.buf);

@@ -49,6 +49,11 @@ static inline bool cgt_available(void) {
 #endif
 }
 
+/* The epilogue kernel of k's BLAS form, or NULL. */
+static inline const cg_cuda_kernel *cgt_epilogue(const cg_cuda_kernel *k) {
+    return k->gemm ? k->gemm->epilogue : NULL;
+}
+
 /* Append "#define NAME fcqI_NAME" for every entry point of k (or the
  * matching #undef). */
 static inline void cgt_renames(ir_str *s, const cg_cuda_kernel *k, int i, bool undef) {
@@ -113,6 +118,12 @@ static inline int cgt_compile_batch(cgt_item *items, int n, const char *arch, co
         ir_str_puts(&s, items[i].k.source);
         ir_str_puts(&s, "\n} /* namespace */\n");
         cgt_renames(&s, &items[i].k, i, true);
+        const cg_cuda_kernel *e = cgt_epilogue(&items[i].k);
+        if (e) {
+            cgt_renames(&s, e, i, false);
+            ir_str_printf(&s, "namespace fcq%de {\n%s\n} /* namespace */\n", i, e->source);
+            cgt_renames(&s, e, i, true);
+        }
     }
     char *log = NULL;
     bool ok = cgt_compile_src(s.buf, arch, extra, &log);
@@ -120,14 +131,16 @@ static inline int cgt_compile_batch(cgt_item *items, int n, const char *arch, co
     free(log);
     if (ok) return 0;
     int bad = 0;
-    for (int i = 0; i < n; i++) {
-        if (cgt_compile_src(items[i].k.source, arch, extra, &log)) continue;
-        bad++;
-        if (report)
-            fprintf(report, "NVRTC (%s) failed on %s (kernel %s):\n%s\n---- source ----\n%s\n---- end ----\n", arch,
-                    items[i].label, items[i].k.name, log ? log : "", items[i].k.source);
-        free(log);
-    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++) {
+            const cg_cuda_kernel *k = j ? cgt_epilogue(&items[i].k) : &items[i].k;
+            if (!k || cgt_compile_src(k->source, arch, extra, &log)) continue;
+            bad++;
+            if (report)
+                fprintf(report, "NVRTC (%s) failed on %s (kernel %s):\n%s\n---- source ----\n%s\n---- end ----\n",
+                        arch, items[i].label, k->name, log ? log : "", k->source);
+            free(log);
+        }
     if (bad == 0 && report) fprintf(report, "NVRTC (%s): a batch failed but each kernel alone compiled\n", arch);
     return bad ? bad : 1;
 }
