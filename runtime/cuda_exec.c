@@ -34,6 +34,16 @@
  * 16-byte aligned, the kernel's scalar entry point (and launch shape) is
  * used.  Launch shapes with a zero dimension (empty tensors) are skipped.
  *
+ * GEMMs.  A matmul or linear kernel that codegen also describes as a BLAS
+ * GEMM (cg_cuda_gemm) is handed to cuBLASLt where it takes it
+ * (runtime/cublaslt.c): the library writes D, into the kernel's output
+ * when the GEMM is the whole kernel, else into the scratch region, where
+ * the kernel's epilogue (a small generated kernel: bias-free elementwise
+ * work, residuals, casts) reads it.  The library's workspace follows D in
+ * the scratch region.  The kernel's own tiled GEMM is compiled too and runs
+ * wherever cuBLASLt is absent or off (FUSEC_CUBLASLT=0), refuses the
+ * problem, or a run's pointers are not 16-byte aligned.
+ *
  * CUDA graphs.  The whole sequence of scratch zeroing and launches depends
  * only on the buffer addresses, so it is captured once into a graph (on a
  * stream of the context kept for that, thread-local capture mode) and replayed with one
@@ -57,6 +67,7 @@
 #ifdef FUSEC_HAVE_CUDA
 
 #include "codegen/cuda.h"
+#include "runtime/cublaslt.h"
 #include "runtime/cuda_impl.h"
 #include "runtime/interp.h"
 
@@ -76,9 +87,19 @@ typedef struct rt_kernel {
     int *bufs;
     int nscratch;
     int64_t scratch_off[4]; /* within the scratch region */
-    int64_t scratch_bytes;  /* what to zero before the kernel */
+    int64_t scratch_zero;   /* bytes to zero before the kernel */
+    int64_t scratch_size;   /* the room it needs there (the BLAS form's too) */
     int nlaunch;
     rt_launch *launch;
+    /* The kernel's GEMM through cuBLASLt (NULL: the launches above do it):
+     * its workspace at ws_off in the scratch region, its D at offset 0
+     * there when the epilogue launch `epi` follows (epi.fn NULL: the GEMM
+     * is the whole kernel).  `launch` stays for pointers cuBLASLt cannot
+     * take. */
+    rt_blas *blas;
+    int blas_arg[4]; /* A, B, bias, D: indices into bufs, -1 none (D: scratch) */
+    int64_t ws_off;
+    rt_launch epi;
 } rt_kernel;
 
 typedef struct rt_exec {
@@ -115,7 +136,7 @@ struct rt_cuda_module {
     rt_exec **all;
     int nall, call;
     /* statistics */
-    int nunits, ncached;
+    int nunits, ncached, ngemm, nblas;
     double ms_gen, ms_build, ms_nvrtc, ms_load;
 };
 
@@ -241,6 +262,37 @@ static void exec_put(rt_cuda_module *m, rt_exec *x) {
 
 /* ---- launching ------------------------------------------------------------------ */
 
+static bool launch(const rt_cuda_module *m, const rt_kernel *kk, const rt_launch *ln, bool aligned, rt_exec *x,
+                   CUstream s, ir_diag *d) {
+    bool sc = !aligned && ln->sfn;
+    CUfunction fn = sc ? ln->sfn : ln->fn;
+    const unsigned *g = sc ? ln->sgrid : ln->grid, *b = sc ? ln->sblock : ln->block;
+    if (!g[0] || !g[1] || !g[2] || !b[0] || !b[1] || !b[2]) return true;
+    if (CU_CHECK(d, rt_cu.cuLaunchKernel(fn, g[0], g[1], g[2], b[0], b[1], b[2], ln->shmem, s, x->params, NULL)))
+        return true;
+    ir_error(d, (ir_loc){0},
+             "while launching kernel %s%s of @%s (grid %ux%ux%u, block %ux%ux%u, %u bytes of dynamic shared memory)",
+             kk->name, sc ? " (scalar)" : ln == &kk->epi ? " (epilogue)" : "", gname(m), g[0], g[1], g[2], b[0], b[1],
+             b[2], ln->shmem);
+    return false;
+}
+
+/* Kernel kk as a cuBLASLt GEMM and its epilogue (x->args holds its
+ * buffers): 1 queued, 0 not for these pointers, -1 failed. */
+static int launch_blas(const rt_cuda_module *m, const rt_kernel *kk, rt_exec *x, CUdeviceptr scratch, CUstream s,
+                       ir_diag *d) {
+    const int *ar = kk->blas_arg; /* A, B, bias, D */
+    int r = rt_blas_run(kk->blas, x->args[ar[0]], x->args[ar[1]], ar[2] >= 0 ? x->args[ar[2]] : 0,
+                        ar[3] >= 0 ? x->args[ar[3]] : scratch, scratch + (CUdeviceptr)kk->ws_off, s, d);
+    if (r <= 0) {
+        if (r < 0) ir_error(d, (ir_loc){0}, "while running the GEMM of kernel %s of @%s", kk->name, gname(m));
+        return r;
+    }
+    if (!kk->epi.fn) return 1;
+    x->args[kk->nbufs] = scratch;
+    return launch(m, kk, &kk->epi, true, x, s, d) ? 1 : -1;
+}
+
 static bool launch_all(const rt_cuda_module *m, rt_exec *x, CUstream s, ir_diag *d) {
     CUdeviceptr scratch = x->mem + (CUdeviceptr)m->arena_bytes;
     for (int k = 0; k < m->nk; k++) {
@@ -252,24 +304,18 @@ static bool launch_all(const rt_cuda_module *m, rt_exec *x, CUstream s, ir_diag 
             if (a % 16) aligned = false;
             x->args[na++] = a;
         }
+        for (int i = 0; i < kk->nbufs + 1; i++) x->params[i] = &x->args[i];
+        if (kk->blas) {
+            int r = launch_blas(m, kk, x, scratch, s, d);
+            if (r < 0) return false;
+            if (r > 0) continue;
+        }
         for (int j = 0; j < kk->nscratch; j++) x->args[na++] = scratch + (CUdeviceptr)kk->scratch_off[j];
         for (int i = 0; i < na; i++) x->params[i] = &x->args[i];
-        if (kk->scratch_bytes > 0 &&
-            !CU_CHECK(d, rt_cu.cuMemsetD8Async(scratch, 0, (size_t)kk->scratch_bytes, s)))
+        if (kk->scratch_zero > 0 && !CU_CHECK(d, rt_cu.cuMemsetD8Async(scratch, 0, (size_t)kk->scratch_zero, s)))
             return false;
-        for (int l = 0; l < kk->nlaunch; l++) {
-            const rt_launch *ln = &kk->launch[l];
-            bool sc = !aligned && ln->sfn;
-            CUfunction fn = sc ? ln->sfn : ln->fn;
-            const unsigned *g = sc ? ln->sgrid : ln->grid, *b = sc ? ln->sblock : ln->block;
-            if (!g[0] || !g[1] || !g[2] || !b[0] || !b[1] || !b[2]) continue;
-            if (!CU_CHECK(d, rt_cu.cuLaunchKernel(fn, g[0], g[1], g[2], b[0], b[1], b[2], ln->shmem, s,
-                                                  x->params, NULL))) {
-                ir_error(d, (ir_loc){0}, "while launching kernel %s%s of @%s (grid %ux%ux%u, block %ux%ux%u, %u bytes of dynamic shared memory)",
-                         kk->name, sc ? " (scalar)" : "", gname(m), g[0], g[1], g[2], b[0], b[1], b[2], ln->shmem);
-                return false;
-            }
-        }
+        for (int l = 0; l < kk->nlaunch; l++)
+            if (!launch(m, kk, &kk->launch[l], aligned, x, s, d)) return false;
     }
     return true;
 }
@@ -541,6 +587,20 @@ static int job_of(const build_pool *bp, const char *source) {
     return -1;
 }
 
+/* A job for the translation unit `src` unless one has it already. */
+static bool add_job(build_pool *bp, const char *name, const char *src, ir_diag *d) {
+    if (!src) {
+        ir_error(d, (ir_loc){0}, "cuda runtime: kernel %s has no source", name ? name : "?");
+        return false;
+    }
+    if (job_of(bp, src) >= 0) return true;
+    build_job *j = &bp->jobs[bp->n++];
+    j->name = name ? name : "kernel";
+    j->source = src;
+    ir_diag_init(&j->d, NULL, NULL, 0);
+    return true;
+}
+
 static bool check_plan(const plan *p, ir_diag *d) {
     for (int b = 0; b < p->nbufs; b++) {
         const plan_buf *pb = &p->bufs[b];
@@ -599,17 +659,44 @@ static bool layout(rt_cuda_module *m) {
     m->max_args = 1;
     for (int k = 0; k < m->nk; k++) {
         rt_kernel *kk = &m->k[k];
-        if (kk->scratch_bytes > m->scratch_bytes) m->scratch_bytes = kk->scratch_bytes;
+        if (kk->scratch_size > m->scratch_bytes) m->scratch_bytes = kk->scratch_size;
         if (kk->nbufs + kk->nscratch > m->max_args) m->max_args = kk->nbufs + kk->nscratch;
+        if (kk->nbufs + 1 > m->max_args) m->max_args = kk->nbufs + 1; /* a BLAS epilogue's */
     }
     m->exec_bytes = m->arena_bytes + m->scratch_bytes;
     if (m->exec_bytes <= 0) m->exec_bytes = 1;
     return true;
 }
 
+/* Copy one launch's shape out of the generator's description and look its
+ * entry points up in the built modules. */
+static bool bind_launch(rt_launch *ln, const cg_cuda_kernel *head, const cg_cuda_kernel *n, const build_pool *bp,
+                        ir_diag *d) {
+    CUmodule mod = bp->jobs[job_of(bp, launch_source(head, n))].mod;
+    if (!CU_CHECK(d, rt_cu.cuModuleGetFunction(&ln->fn, mod, n->name))) return false;
+    if (n->scalar_name && !CU_CHECK(d, rt_cu.cuModuleGetFunction(&ln->sfn, mod, n->scalar_name))) return false;
+    memcpy(ln->grid, n->grid, sizeof ln->grid);
+    memcpy(ln->block, n->block, sizeof ln->block);
+    memcpy(ln->sgrid, n->scalar_grid, sizeof ln->sgrid);
+    memcpy(ln->sblock, n->scalar_block, sizeof ln->sblock);
+    ln->shmem = n->shmem;
+    if (n->shmem > RT_MAX_STATIC_SHMEM) {
+        /* Beyond 48 KiB a kernel must opt in to its dynamic shared memory. */
+        if (!CU_CHECK(d, rt_cu.cuFuncSetAttribute(ln->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                                  (int)n->shmem)))
+            return false;
+        if (ln->sfn && !CU_CHECK(d, rt_cu.cuFuncSetAttribute(ln->sfn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                                             (int)n->shmem)))
+            return false;
+    }
+    return true;
+}
+
 /* Copy kernel k's launch data out of the generator's description and look
- * its entry points up in the built modules. */
-static bool bind_kernel(rt_cuda_module *m, int k, const cg_cuda_kernel *cg, const build_pool *bp, ir_diag *d) {
+ * its entry points up in the built modules; *blas (the kernel's prepared
+ * GEMM, or NULL) becomes the kernel's. */
+static bool bind_kernel(rt_cuda_module *m, int k, const cg_cuda_kernel *cg, rt_blas **blas, int64_t ws,
+                        const build_pool *bp, ir_diag *d) {
     rt_kernel *kk = &m->k[k];
     const plan_kernel *pk = &m->p->kernels[k];
     kk->name = strdup(pk->name ? pk->name : cg->name);
@@ -635,27 +722,21 @@ static bool bind_kernel(rt_cuda_module *m, int k, const cg_cuda_kernel *cg, cons
         kk->scratch_off[j] = s;
         s = align_up(s + (cg->scratch_bytes[j] > 0 ? cg->scratch_bytes[j] : 0));
     }
-    kk->scratch_bytes = s;
+    kk->scratch_zero = cg->scratch_unzeroed ? 0 : s;
+    kk->scratch_size = s;
     int l = 0;
-    for (const cg_cuda_kernel *n = cg; n; n = n->next, l++) {
-        rt_launch *ln = &kk->launch[l];
-        CUmodule mod = bp->jobs[job_of(bp, launch_source(cg, n))].mod;
-        if (!CU_CHECK(d, rt_cu.cuModuleGetFunction(&ln->fn, mod, n->name))) return false;
-        if (n->scalar_name && !CU_CHECK(d, rt_cu.cuModuleGetFunction(&ln->sfn, mod, n->scalar_name))) return false;
-        memcpy(ln->grid, n->grid, sizeof ln->grid);
-        memcpy(ln->block, n->block, sizeof ln->block);
-        memcpy(ln->sgrid, n->scalar_grid, sizeof ln->sgrid);
-        memcpy(ln->sblock, n->scalar_block, sizeof ln->sblock);
-        ln->shmem = n->shmem;
-        if (n->shmem > RT_MAX_STATIC_SHMEM) {
-            /* Beyond 48 KiB a kernel must opt in to its dynamic shared memory. */
-            if (!CU_CHECK(d, rt_cu.cuFuncSetAttribute(ln->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                                      (int)n->shmem)))
-                return false;
-            if (ln->sfn && !CU_CHECK(d, rt_cu.cuFuncSetAttribute(ln->sfn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                                                 (int)n->shmem)))
-                return false;
-        }
+    for (const cg_cuda_kernel *n = cg; n; n = n->next, l++)
+        if (!bind_launch(&kk->launch[l], cg, n, bp, d)) return false;
+    if (*blas) {
+        const cg_cuda_gemm *g = cg->gemm;
+        const cg_cuda_kernel *e = g->epilogue;
+        kk->blas = *blas;
+        *blas = NULL;
+        kk->blas_arg[0] = g->a_arg, kk->blas_arg[1] = g->b_arg;
+        kk->blas_arg[2] = g->bias_arg, kk->blas_arg[3] = g->d_arg;
+        kk->ws_off = e ? align_up(e->scratch_bytes[0]) : 0;
+        if (kk->scratch_size < kk->ws_off + ws) kk->scratch_size = kk->ws_off + ws;
+        if (e && !bind_launch(&kk->epi, e, e, bp, d)) return false;
     }
     return true;
 }
@@ -670,6 +751,8 @@ fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d) {
     rt_cuda_module *m = calloc(1, sizeof *m);
     cg_cuda_kernel *cg = calloc((size_t)(p->nkernels > 0 ? p->nkernels : 1), sizeof *cg);
     build_pool bp = {0};
+    rt_blas **blas = NULL; /* by kernel: its prepared GEMM until bound */
+    int64_t *ws = NULL;    /* ... and that GEMM's workspace bytes */
     if (!m || !cg) {
         free(m);
         free(cg);
@@ -686,14 +769,27 @@ fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d) {
         goto done;
     }
 
-    /* Generate every kernel. */
+    /* Generate every kernel; hand the GEMMs that cuBLASLt takes to it. */
     int nlaunch = 0;
+    blas = calloc((size_t)(p->nkernels > 0 ? p->nkernels : 1), sizeof *blas);
+    ws = calloc((size_t)(p->nkernels > 0 ? p->nkernels : 1), sizeof *ws);
+    if (!blas || !ws) {
+        ir_error(d, (ir_loc){0}, "out of memory");
+        st = FUSEC_ERR_NOMEM;
+        goto done;
+    }
     for (int k = 0; k < p->nkernels; k++) {
         if (!cg_cuda_generate(p, k, &cg[k], d)) {
             st = FUSEC_ERR_UNSUPPORTED;
             goto done;
         }
         for (const cg_cuda_kernel *n = &cg[k]; n; n = n->next) nlaunch++;
+        if (cg[k].gemm) {
+            m->ngemm++;
+            blas[k] = rt_blas_prepare(cg[k].gemm, &ws[k]);
+            m->nblas += blas[k] != NULL;
+            nlaunch += blas[k] && cg[k].gemm->epilogue;
+        }
     }
     m->ms_gen = rt_cuda_now_ms() - t0;
 
@@ -704,20 +800,18 @@ fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d) {
         st = FUSEC_ERR_NOMEM;
         goto done;
     }
-    for (int k = 0; k < p->nkernels; k++)
-        for (const cg_cuda_kernel *n = &cg[k]; n; n = n->next) {
-            const char *src = launch_source(&cg[k], n);
-            if (!src) {
-                ir_error(d, (ir_loc){0}, "cuda runtime: kernel %s has no source", n->name ? n->name : "?");
+    for (int k = 0; k < p->nkernels; k++) {
+        for (const cg_cuda_kernel *n = &cg[k]; n; n = n->next)
+            if (!add_job(&bp, n->name, launch_source(&cg[k], n), d)) {
                 st = FUSEC_ERR_INVALID;
                 goto done;
             }
-            if (job_of(&bp, src) >= 0) continue;
-            build_job *j = &bp.jobs[bp.n++];
-            j->name = n->name ? n->name : "kernel";
-            j->source = src;
-            ir_diag_init(&j->d, NULL, NULL, 0);
+        const cg_cuda_kernel *e = blas[k] ? cg[k].gemm->epilogue : NULL;
+        if (e && !add_job(&bp, e->name, e->source, d)) {
+            st = FUSEC_ERR_INVALID;
+            goto done;
         }
+    }
     double t1 = rt_cuda_now_ms();
     build_all(&bp);
     m->ms_build = rt_cuda_now_ms() - t1;
@@ -746,7 +840,7 @@ fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d) {
     if (st != FUSEC_OK) goto done;
 
     for (int k = 0; k < p->nkernels; k++)
-        if (!bind_kernel(m, k, &cg[k], &bp, d)) {
+        if (!bind_kernel(m, k, &cg[k], &blas[k], ws[k], &bp, d)) {
             st = rt_cuda_is_lost(NULL) ? FUSEC_ERR_BACKEND : FUSEC_ERR_INVALID;
             goto done;
         }
@@ -762,8 +856,13 @@ fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d) {
 done:
     for (int i = 0; i < bp.n; i++) ir_diag_free(&bp.jobs[i].d);
     free(bp.jobs);
-    for (int k = 0; k < p->nkernels; k++) cg_cuda_kernel_free(&cg[k]);
+    for (int k = 0; k < p->nkernels; k++) {
+        cg_cuda_kernel_free(&cg[k]);
+        if (blas) rt_blas_free(blas[k]);
+    }
     free(cg);
+    free(blas);
+    free(ws);
     if (st != FUSEC_OK) {
         rt_cuda_unload(m);
         return st;
@@ -783,6 +882,7 @@ void rt_cuda_unload(rt_cuda_module *m) {
         free(m->k[k].name);
         free(m->k[k].bufs);
         free(m->k[k].launch);
+        rt_blas_free(m->k[k].blas);
     }
     free(m->k);
     free(m->mods);
@@ -811,6 +911,9 @@ void rt_cuda_describe(const rt_cuda_module *m, ir_str *s) {
                   "compile and load %.1f ms (NVRTC %.1f ms, module loads %.1f ms, summed over threads)\n",
                   m->nk, m->nk == 1 ? "" : "s", m->nunits, m->nunits == 1 ? "" : "s", m->ncached, m->ms_gen,
                   m->ms_build, m->ms_nvrtc, m->ms_load);
+    if (m->ngemm)
+        ir_str_printf(s, "# cuda: %d of %d GEMM%s through %s\n", m->nblas, m->ngemm, m->ngemm == 1 ? "" : "s",
+                      rt_blas_summary());
     ir_str_printf(s, "# cuda: per execution context %" PRId64 " bytes of arena and %" PRId64 " bytes of scratch\n",
                   m->arena_bytes, m->scratch_bytes);
 }

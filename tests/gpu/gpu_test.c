@@ -767,6 +767,93 @@ out:
     fusec_graph_destroy(g);
 }
 
+/* ---- blas ---------------------------------------------------------------------------- */
+
+/* GEMMs through cuBLASLt: a linear with bias and an epilogue, a batched
+ * matmul with a broadcast operand, a transposed operand, a bf16 GEMM that
+ * is its kernel's whole output; host runs, then device runs whose pointers
+ * are 256-byte aligned, 16-byte aligned (cuBLASLt's second algorithm) and
+ * only element aligned (fusec's own kernel), each against the interpreter.
+ * With FUSEC_CUBLASLT=0 the same runs check that nothing goes to it. */
+static void group_blas(void) {
+    static const char *const text =
+        "func @blas(%x: f32[96, 80], %w: f32[48, 80], %bias: f32[48], %a: f32[4, 40, 24], %b: f32[24, 56],\n"
+        "           %p: bf16[64, 72], %q: bf16[72, 40])\n"
+        "    -> (f32[96, 48], f32[4, 40, 56], f32[80, 48], bf16[64, 40]) {\n"
+        "  %l = linear(%x, %w, %bias)\n"
+        "  %g = gelu(%l)\n"
+        "  %m = matmul(%a, %b)\n"
+        "  %xt = transpose(%x) {dim0 = 0, dim1 = 1}\n"
+        "  %t = matmul(%xt, %g)\n"
+        "  %pq = matmul(%p, %q)\n"
+        "  return %g, %m, %t, %pq\n"
+        "}\n";
+    enum { NI = 7, NO = 4 };
+    fusec_graph *g = parse(text, "blas.ir");
+    if (!g) return;
+    fusec_module *m = NULL;
+    char *err = NULL;
+    EXPECT_ST(fusec_compile(g, FUSEC_BACKEND_CUDA, &m, &err), FUSEC_OK, err);
+    fusec_free(err);
+    err = NULL;
+    fusec_tensor *in = make_inputs(g, 11, false), *ref = NULL, got[NO];
+    EXPECT_ST(run_backend(g, FUSEC_BACKEND_INTERP, in, &ref, &err), FUSEC_OK, err);
+    fusec_free(err);
+    err = NULL;
+    if (!m || !ref) goto out;
+    char *desc = fusec_module_describe(m);
+    const char *env = getenv("FUSEC_CUBLASLT");
+    bool off = env && strcmp(env, "0") == 0;
+    if (off) EXPECT(has(desc, "0 of 4 GEMMs through cuBLASLt off"));
+    else EXPECT(has(desc, "4 of 4 GEMMs through cuBLASLt 1"));
+    if (opt.verbose || !has(desc, "GEMMs through")) {
+        pthread_mutex_lock(&print_mu);
+        printf("%s", desc ? desc : "(no description)\n");
+        pthread_mutex_unlock(&print_mu);
+    }
+    fusec_free(desc);
+    EXPECT_ST(fusec_module_run(m, in, NI, got, NO, &err), FUSEC_OK, err);
+    fusec_free(err);
+    err = NULL;
+    EXPECT(compare_say("blas host run", g, ref, got, NO));
+    for (int i = 0; i < NO; i++) fusec_free(got[i].data);
+    /* offsets in bytes: 256-byte aligned, 16-byte aligned, 4-byte aligned
+     * (element-aligned for f32; 2 elements for bf16) */
+    static const size_t shift[3] = {0, 16, 4};
+    for (int v = 0; v < 3; v++) {
+        dbuf ib[NI], ob[NO];
+        fusec_tensor din[NI], dout[NO];
+        for (int i = 0; i < NI; i++) {
+            ib[i] = dev_copy(&in[i], shift[v]);
+            din[i] = in[i];
+            din[i].data = ib[i].ptr;
+        }
+        for (int i = 0; i < NO; i++) {
+            ob[i] = dev_room(&ref[i], shift[v]);
+            dout[i] = (fusec_tensor){.data = ob[i].ptr};
+        }
+        fusec_status st = fusec_module_run_device(m, din, NI, dout, NO, NULL, &err);
+        EXPECT_ST(st, FUSEC_OK, err);
+        fusec_free(err);
+        err = NULL;
+        if (st == FUSEC_OK) {
+            TD_OK(td.cuCtxSynchronize());
+            fusec_tensor *dev = to_host(dout, NO);
+            char label[64];
+            snprintf(label, sizeof label, "blas device run, pointers off by %zu bytes", shift[v]);
+            EXPECT(compare_say(label, g, ref, dev, NO));
+            free_tensors(dev, NO);
+        }
+        for (int i = 0; i < NI; i++) dev_free(&ib[i]);
+        for (int i = 0; i < NO; i++) dev_free(&ob[i]);
+    }
+out:
+    free_tensors(in, NI);
+    free_tensors(ref, NO);
+    fusec_module_destroy(m);
+    fusec_graph_destroy(g);
+}
+
 /* ---- threads ------------------------------------------------------------------------------ */
 
 typedef struct thread_job {
@@ -1028,6 +1115,7 @@ static const group groups[] = {
     {"big", group_big, true},
     {"device_api", group_device_api, false},
     {"misaligned", group_misaligned, false},
+    {"blas", group_blas, false},
     {"threads", group_threads, false},
     {"cache", group_cache, false},
     {"nvrtc_failure", group_nvrtc_failure, false},
