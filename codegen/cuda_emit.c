@@ -295,7 +295,7 @@ char *cg_ld(cg *g, ir_dtype dt, const char *ptr, const char *off) {
 char *cg_st_conv(cg *g, ir_dtype dt, const char *x) {
     switch (dt) {
     case FUSEC_DTYPE_F16: return cg_strf(g, "fc_f2h(%s)", x);
-    case FUSEC_DTYPE_BF16: return cg_strf(g, "fc_f2b(%s)", x);
+    case FUSEC_DTYPE_BF16: return cg_strf(g, "fc_b2s(%s)", x); /* x is rounded already */
     case FUSEC_DTYPE_I32: return cg_strf(g, "(int)(%s)", x);
     case FUSEC_DTYPE_I16: return cg_strf(g, "(short)(%s)", x);
     case FUSEC_DTYPE_I8: return cg_strf(g, "(signed char)(%s)", x);

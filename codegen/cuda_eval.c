@@ -441,6 +441,28 @@ static void emit_lanes(cg *g, const ir_value *v, const cg_at *at, char **expr, c
     }
 }
 
+/* emit_lanes for bf16 results not yet rounded: distinct lanes are rounded
+ * in pairs (fc_rb2), the odd one out alone. */
+static void emit_lanes_bf16(cg *g, const ir_value *v, const cg_at *at, char **expr, const char **names) {
+    const char *base = val_base(g, v);
+    int pend = -1; /* a distinct lane waiting for its partner */
+    for (int l = 0; l < at->nl; l++) {
+        names[l] = NULL;
+        for (int m = 0; m < l && !names[l]; m++)
+            if (strcmp(expr[m], expr[l]) == 0) names[l] = names[m];
+        if (names[l]) continue;
+        names[l] = cg_fresh(g, base);
+        if (pend < 0) {
+            pend = l;
+            continue;
+        }
+        cg_line(g, "float %s, %s;", names[pend], names[l]);
+        cg_line(g, "fc_rb2(%s, %s, %s, %s);", expr[pend], expr[l], names[pend], names[l]);
+        pend = -1;
+    }
+    if (pend >= 0) cg_line(g, "const float %s = fc_rb(%s);", names[pend], expr[pend]);
+}
+
 static bool eval_elementwise(cg *g, const ir_node *n, const cg_at *at, const char **names) {
     const ir_type *ot = &n->out->type;
     ir_ew e;
@@ -482,9 +504,10 @@ static bool eval_elementwise(cg *g, const ir_node *n, const cg_at *at, const cha
         const char *xl[3] = {x[0][l], n->nin > 1 ? x[1][l] : NULL, n->nin > 2 ? x[2][l] : NULL};
         expr[l] = ew_expr(g, n, &e, xl);
         if (!expr[l]) return cg_fail(g, n, "op %s is not supported by the cuda backend", ir_op_get(n->op)->name);
-        if (!exact) expr[l] = cg_round(g, ot->dtype, expr[l]);
+        if (!exact && ot->dtype != FUSEC_DTYPE_BF16) expr[l] = cg_round(g, ot->dtype, expr[l]);
     }
-    emit_lanes(g, n->out, at, expr, names);
+    if (!exact && ot->dtype == FUSEC_DTYPE_BF16) emit_lanes_bf16(g, n->out, at, expr, names);
+    else emit_lanes(g, n->out, at, expr, names);
     return g->ok;
 }
 
