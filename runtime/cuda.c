@@ -480,7 +480,7 @@ static bool load_image(const char *name, const void *bin, CUmodule *mod, ir_diag
     return false;
 }
 
-bool rt_cuda_build(const char *name, const char *source, CUmodule *mod, bool *cached,
+bool rt_cuda_build(rt_kcache *cache, const char *name, const char *source, CUmodule *mod, bool *cached,
                    double *ms_compile, double *ms_load, ir_diag *d) {
     *mod = NULL;
     *cached = false;
@@ -508,7 +508,7 @@ bool rt_cuda_build(const char *name, const char *source, CUmodule *mod, bool *ca
     bool use_cache = !inject_nvrtc_failure();
     void *bin = NULL;
     size_t len = 0;
-    if (use_cache && rt_kcache_get(rt_cuda.cache, &key, &bin, &len)) {
+    if (use_cache && rt_kcache_get(cache, &key, &bin, &len)) {
         double t0 = rt_cuda_now_ms();
         ir_diag tmp;
         ir_diag_init(&tmp, NULL, NULL, 0);
@@ -531,7 +531,7 @@ bool rt_cuda_build(const char *name, const char *source, CUmodule *mod, bool *ca
     if (st != FUSEC_OK) return false;
     bool ok = load_image(name, bin, mod, d);
     *ms_load = rt_cuda_now_ms() - t1;
-    if (ok && use_cache) rt_kcache_put(rt_cuda.cache, &key, bin, len);
+    if (ok && use_cache) rt_kcache_put(cache, &key, bin, len);
     free(bin);
     return ok;
 }
@@ -549,8 +549,8 @@ fusec_status rt_cuda_init(ir_diag *d) {
     return FUSEC_ERR_UNSUPPORTED;
 }
 const char *rt_cuda_device_summary(void) { return NULL; }
-fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d) {
-    (void)p;
+fusec_status rt_cuda_load(const plan *p, struct rt_kcache *cache, rt_cuda_module **out, ir_diag *d) {
+    (void)p, (void)cache;
     *out = NULL;
     not_built(d);
     return FUSEC_ERR_UNSUPPORTED;
@@ -571,6 +571,12 @@ fusec_status rt_cuda_run_device(rt_cuda_module *m, const fusec_tensor *in, int n
 fusec_status rt_cuda_plan_run(const plan *p, const fusec_tensor *in, int nin, fusec_tensor *out,
                               int nout, ir_diag *d) {
     (void)p, (void)in, (void)nin, (void)out, (void)nout;
+    not_built(d);
+    return FUSEC_ERR_UNSUPPORTED;
+}
+fusec_status rt_cuda_bench(rt_cuda_module *m, const fusec_tensor *in, int nin, const rt_bench_opts *o,
+                           rt_bench_result *r, ir_diag *d) {
+    (void)m, (void)in, (void)nin, (void)o, (void)r;
     not_built(d);
     return FUSEC_ERR_UNSUPPORTED;
 }

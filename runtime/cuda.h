@@ -34,6 +34,9 @@
 #define FUSEC_RUNTIME_CUDA_H
 
 #include "ir/plan.h"
+#include "runtime/bench.h"
+
+struct rt_kcache;
 
 /* ---- the process-wide runtime ----------------------------------------- */
 
@@ -54,7 +57,8 @@ const char *rt_cuda_device_summary(void);
 typedef struct rt_cuda_module rt_cuda_module;
 
 /* Generate (codegen/cuda.h), compile (in parallel, one NVRTC program per
- * kernel, through the kernel cache) and load every kernel of plan p (after
+ * kernel, through the kernel cache `cache`, or the process's when NULL:
+ * the one rt_cuda_init opens) and load every kernel of plan p (after
  * pass_memplan), and allocate the first execution context: one arena
  * allocation of the plan's arena size plus its kernels' scratch.  p must
  * outlive the module.  On failure *out is NULL and d says why: an NVRTC
@@ -62,7 +66,7 @@ typedef struct rt_cuda_module rt_cuda_module;
  * source; running out of GPU memory (FUSEC_ERR_NOMEM) names the bytes
  * requested; an op the code generator cannot handle is
  * FUSEC_ERR_UNSUPPORTED. */
-fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d);
+fusec_status rt_cuda_load(const plan *p, struct rt_kcache *cache, rt_cuda_module **out, ir_diag *d);
 /* Waits for work still queued on callers' streams, then frees everything.
  * NULL is a no-op. */
 void rt_cuda_unload(rt_cuda_module *m);
@@ -95,6 +99,15 @@ fusec_status rt_cuda_run_device(rt_cuda_module *m, const fusec_tensor *in, int n
  * differential tests that hold a plan rather than a module. */
 fusec_status rt_cuda_plan_run(const plan *p, const fusec_tensor *in, int nin, fusec_tensor *out,
                               int nout, ir_diag *d);
+
+/* Time the module's runs on the device, nin host inputs as their data:
+ * `fusec bench` (runtime/bench.h; how, in cuda_exec.c "Benchmarking").
+ * Fills r's l2_bytes, copies, copy_bytes, whole, same, have_same,
+ * *_replays, copy_gbps, copy_test_bytes and kernel_times, and the times
+ * r->kernels[k].t of the plan's kernels (r->kernels has the plan's
+ * nkernels entries).  Returns when the device is done with all of it. */
+fusec_status rt_cuda_bench(rt_cuda_module *m, const fusec_tensor *in, int nin, const rt_bench_opts *o,
+                           rt_bench_result *r, ir_diag *d);
 
 /* Compile and load statistics of a module, as text lines ("kernels: 3
  * (2 from the kernel cache), NVRTC 412.0 ms, module load 0.6 ms, ...").

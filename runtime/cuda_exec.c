@@ -54,9 +54,31 @@
  * the first run.  A capture the driver refuses (without losing the
  * context) turns replay off for that context, which then launches
  * directly.
+ *
+ * Benchmarking (rt_cuda_bench, for `fusec bench`).  The inputs, and room
+ * for the outputs, are laid out in one copy, and the copy is repeated
+ * until the copies exceed twice the L2 (taking at most half the free
+ * memory, at least one copy): run i uses copy i mod copies, so what a run
+ * reads was last touched more than an L2 ago and comes from memory, not
+ * from the cache.  Copy 0 comes from the host; the rest are made by
+ * doubling what is there with device-to-device copies.  Times are CUDA
+ * events on a stream of the benchmark's own, read back in batches.  The
+ * whole graph is timed through rt_cuda_run_device, the path
+ * fusec_module_run_device takes: once on the rotated copies, where the
+ * pointers change every run and so the kernels are launched directly
+ * (unless there is one copy), and once on copy 0 every run, where they
+ * repeat and are replayed as a CUDA graph as they would be for a caller
+ * that keeps its buffers (the L2 may then hold the inputs).  Each kernel
+ * is timed between two events in a pass of its own over the rotated
+ * copies, launched directly by launch_kernel (a replayed graph has no
+ * points in between to record at), so the per-kernel times include each
+ * launch's gap and need not add up to the whole graph's.  The copy
+ * bandwidth for the roofline is a device-to-device copy of 256 MiB,
+ * median of five, 2 x bytes / time.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +92,7 @@
 #include "runtime/cublaslt.h"
 #include "runtime/cuda_impl.h"
 #include "runtime/interp.h"
+#include "runtime/kcache.h"
 
 #define RT_ALIGN PLAN_ARENA_ALIGN
 #define RT_MAX_STATIC_SHMEM (48 * 1024)
@@ -116,6 +139,7 @@ typedef struct rt_exec {
     CUdeviceptr *last;   /* the previous run's addresses */
     bool have_last, graphs_off;
     CUgraphExec gexec;
+    long replays;        /* runs that launched gexec (rt_cuda_bench reports them) */
     struct rt_exec *next_free;
 } rt_exec;
 
@@ -293,30 +317,36 @@ static int launch_blas(const rt_cuda_module *m, const rt_kernel *kk, rt_exec *x,
     return launch(m, kk, &kk->epi, true, x, s, d) ? 1 : -1;
 }
 
-static bool launch_all(const rt_cuda_module *m, rt_exec *x, CUstream s, ir_diag *d) {
+/* Queue kernel k on s with the addresses in x->bufptr: its GEMM through
+ * cuBLASLt where that takes these pointers, else its scratch zeroing and
+ * launches. */
+static bool launch_kernel(const rt_cuda_module *m, rt_exec *x, int k, CUstream s, ir_diag *d) {
     CUdeviceptr scratch = x->mem + (CUdeviceptr)m->arena_bytes;
-    for (int k = 0; k < m->nk; k++) {
-        const rt_kernel *kk = &m->k[k];
-        bool aligned = true;
-        int na = 0;
-        for (int i = 0; i < kk->nbufs; i++) {
-            CUdeviceptr a = x->bufptr[kk->bufs[i]];
-            if (a % 16) aligned = false;
-            x->args[na++] = a;
-        }
-        for (int i = 0; i < kk->nbufs + 1; i++) x->params[i] = &x->args[i];
-        if (kk->blas) {
-            int r = launch_blas(m, kk, x, scratch, s, d);
-            if (r < 0) return false;
-            if (r > 0) continue;
-        }
-        for (int j = 0; j < kk->nscratch; j++) x->args[na++] = scratch + (CUdeviceptr)kk->scratch_off[j];
-        for (int i = 0; i < na; i++) x->params[i] = &x->args[i];
-        if (kk->scratch_zero > 0 && !CU_CHECK(d, rt_cu.cuMemsetD8Async(scratch, 0, (size_t)kk->scratch_zero, s)))
-            return false;
-        for (int l = 0; l < kk->nlaunch; l++)
-            if (!launch(m, kk, &kk->launch[l], aligned, x, s, d)) return false;
+    const rt_kernel *kk = &m->k[k];
+    bool aligned = true;
+    int na = 0;
+    for (int i = 0; i < kk->nbufs; i++) {
+        CUdeviceptr a = x->bufptr[kk->bufs[i]];
+        if (a % 16) aligned = false;
+        x->args[na++] = a;
     }
+    for (int i = 0; i < kk->nbufs + 1; i++) x->params[i] = &x->args[i];
+    if (kk->blas) {
+        int r = launch_blas(m, kk, x, scratch, s, d);
+        if (r != 0) return r > 0;
+    }
+    for (int j = 0; j < kk->nscratch; j++) x->args[na++] = scratch + (CUdeviceptr)kk->scratch_off[j];
+    for (int i = 0; i < na; i++) x->params[i] = &x->args[i];
+    if (kk->scratch_zero > 0 && !CU_CHECK(d, rt_cu.cuMemsetD8Async(scratch, 0, (size_t)kk->scratch_zero, s)))
+        return false;
+    for (int l = 0; l < kk->nlaunch; l++)
+        if (!launch(m, kk, &kk->launch[l], aligned, x, s, d)) return false;
+    return true;
+}
+
+static bool launch_all(const rt_cuda_module *m, rt_exec *x, CUstream s, ir_diag *d) {
+    for (int k = 0; k < m->nk; k++)
+        if (!launch_kernel(m, x, k, s, d)) return false;
     return true;
 }
 
@@ -353,7 +383,10 @@ static bool run_kernels(const rt_cuda_module *m, rt_exec *x, CUstream s, ir_diag
     size_t kb = sizeof *x->bufptr * (size_t)m->p->nbufs;
     int mode = rt_cuda.graph_mode;
     if (mode != RT_GRAPHS_OFF && !x->graphs_off && m->nk > 0) {
-        if (x->gexec && memcmp(x->key, x->bufptr, kb) == 0) return CU_CHECK(d, rt_cu.cuGraphLaunch(x->gexec, s));
+        if (x->gexec && memcmp(x->key, x->bufptr, kb) == 0) {
+            x->replays++;
+            return CU_CHECK(d, rt_cu.cuGraphLaunch(x->gexec, s));
+        }
         bool repeat = x->have_last && memcmp(x->last, x->bufptr, kb) == 0;
         memcpy(x->last, x->bufptr, kb);
         x->have_last = true;
@@ -362,6 +395,7 @@ static bool run_kernels(const rt_cuda_module *m, rt_exec *x, CUstream s, ir_diag
             if (c < 0) return false;
             if (c > 0) {
                 memcpy(x->key, x->bufptr, kb);
+                x->replays++;
                 return CU_CHECK(d, rt_cu.cuGraphLaunch(x->gexec, s));
             }
             x->graphs_off = true;
@@ -375,6 +409,18 @@ static void set_temps(const rt_cuda_module *m, rt_exec *x) {
     const plan *p = m->p;
     for (int b = 0; b < p->nbufs; b++)
         if (p->bufs[b].kind == PLAN_BUF_TEMP) x->bufptr[b] = x->mem + (CUdeviceptr)p->bufs[b].offset;
+}
+
+/* The addresses of a device run: INPUT buffers are the caller's inputs,
+ * OUTPUT buffers the outputs whose memory they are, TEMP ones the arena. */
+static void set_device_ptrs(const rt_cuda_module *m, rt_exec *x, const fusec_tensor *in, const fusec_tensor *out) {
+    const plan *p = m->p;
+    for (int b = 0; b < p->nbufs; b++) {
+        const plan_buf *pb = &p->bufs[b];
+        if (pb->kind == PLAN_BUF_INPUT) x->bufptr[b] = (CUdeviceptr)(uintptr_t)in[pb->value->param_index].data;
+        else if (pb->kind == PLAN_BUF_OUTPUT) x->bufptr[b] = (CUdeviceptr)(uintptr_t)out[m->owner[b]].data;
+    }
+    set_temps(m, x);
 }
 
 static void set_desc(fusec_tensor *t, const ir_value *v) {
@@ -502,14 +548,7 @@ fusec_status rt_cuda_run_device(rt_cuda_module *m, const fusec_tensor *in, int n
     }
     if (ok && x->pending) ok = CU_CHECK(d, rt_cu.cuStreamWaitEvent(s, x->done, 0));
     if (ok) {
-        for (int b = 0; b < p->nbufs; b++) {
-            const plan_buf *pb = &p->bufs[b];
-            if (pb->kind == PLAN_BUF_INPUT)
-                x->bufptr[b] = (CUdeviceptr)(uintptr_t)in[pb->value->param_index].data;
-            else if (pb->kind == PLAN_BUF_OUTPUT)
-                x->bufptr[b] = (CUdeviceptr)(uintptr_t)out[m->owner[b]].data;
-        }
-        set_temps(m, x);
+        set_device_ptrs(m, x, in, out);
         ok = run_kernels(m, x, s, d);
     }
     /* Results that are not where their buffer lives (an input returned, a
@@ -535,6 +574,256 @@ fusec_status rt_cuda_run_device(rt_cuda_module *m, const fusec_tensor *in, int n
     return ok ? FUSEC_OK : FUSEC_ERR_BACKEND;
 }
 
+/* ---- benchmarking ------------------------------------------------------------------ */
+
+/* A pass records at most this many events before it waits for them and
+ * reads them, however many runs it times. */
+#define RT_BENCH_EVENTS 1024
+/* The copy that measures the bandwidth (far larger than any L2), and how
+ * many times it is timed. */
+#define RT_BENCH_COPY_BYTES ((int64_t)256 << 20)
+#define RT_BENCH_COPY_RUNS 5
+
+typedef struct bench_ctx {
+    CUstream s;
+    CUdeviceptr base;       /* the copies of the inputs and outputs, stride bytes apart */
+    int64_t stride;
+    int64_t *off;           /* by input, then by result: the offset within a copy */
+    int nin, nout;
+    fusec_tensor *in, *out; /* device tensors, pointed at one copy at a time */
+    rt_exec *x;             /* the per-kernel pass's execution context */
+    CUdeviceptr src, dst;   /* the bandwidth copy's buffers ... */
+    int64_t copy_bytes;     /* ... and its size */
+} bench_ctx;
+
+/* Queue one run on b->s using copy c; when ev is not NULL, record the
+ * run's events ev[0..per) at its points (per: see timed_pass). */
+typedef bool (*bench_run_fn)(rt_cuda_module *m, bench_ctx *b, int64_t c, CUevent *ev, ir_diag *d);
+
+static void bench_point(bench_ctx *b, int64_t c) {
+    CUdeviceptr at = b->base + (CUdeviceptr)(c * b->stride);
+    for (int i = 0; i < b->nin; i++) b->in[i].data = (void *)(uintptr_t)(at + (CUdeviceptr)b->off[i]);
+    for (int i = 0; i < b->nout; i++) b->out[i].data = (void *)(uintptr_t)(at + (CUdeviceptr)b->off[b->nin + i]);
+}
+
+/* The whole graph: exactly what fusec_module_run_device does with these
+ * pointers, CUDA graph replay included when they repeat. */
+static bool run_whole(rt_cuda_module *m, bench_ctx *b, int64_t c, CUevent *ev, ir_diag *d) {
+    bench_point(b, c);
+    if (ev && !CU_CHECK(d, rt_cu.cuEventRecord(ev[0], b->s))) return false;
+    if (rt_cuda_run_device(m, b->in, b->nin, b->out, b->nout, b->s, d) != FUSEC_OK) return false;
+    return !ev || CU_CHECK(d, rt_cu.cuEventRecord(ev[1], b->s));
+}
+
+/* Each kernel between two events, launched directly: a graph replay has
+ * no points in between to record at. */
+static bool run_each(rt_cuda_module *m, bench_ctx *b, int64_t c, CUevent *ev, ir_diag *d) {
+    bench_point(b, c);
+    set_device_ptrs(m, b->x, b->in, b->out);
+    for (int k = 0; k < m->nk; k++) {
+        if (ev && !CU_CHECK(d, rt_cu.cuEventRecord(ev[k], b->s))) return false;
+        if (!launch_kernel(m, b->x, k, b->s, d)) return false;
+    }
+    return !ev || CU_CHECK(d, rt_cu.cuEventRecord(ev[m->nk], b->s));
+}
+
+static bool run_copy(rt_cuda_module *m, bench_ctx *b, int64_t c, CUevent *ev, ir_diag *d) {
+    (void)m, (void)c;
+    if (ev && !CU_CHECK(d, rt_cu.cuEventRecord(ev[0], b->s))) return false;
+    if (!CU_CHECK(d, rt_cu.cuMemcpyDtoDAsync(b->dst, b->src, (size_t)b->copy_bytes, b->s))) return false;
+    return !ev || CU_CHECK(d, rt_cu.cuEventRecord(ev[1], b->s));
+}
+
+/* `warmup` untimed runs, then `iters` timed ones, run i (warmup included)
+ * on copy i mod ncopies.  A run records `per` events; the time from its
+ * event j to its event j + 1 goes to ms[j * iters + run]. */
+static bool timed_pass(rt_cuda_module *m, bench_ctx *b, bench_run_fn run, int per, int64_t ncopies, int warmup,
+                       int iters, double *ms, ir_diag *d) {
+    int batch = RT_BENCH_EVENTS / per;
+    if (batch < 1) batch = 1;
+    if (batch > iters) batch = iters;
+    int nev = batch * per, made = 0;
+    CUevent *ev = calloc((size_t)nev, sizeof *ev);
+    if (!ev) {
+        ir_error(d, (ir_loc){0}, "out of memory");
+        return false;
+    }
+    bool ok = true;
+    /* Default flags: CU_EVENT_DISABLE_TIMING events cannot be timed. */
+    for (; ok && made < nev; made++) ok = CU_CHECK(d, rt_cu.cuEventCreate(&ev[made], CU_EVENT_DEFAULT));
+    int64_t c = 0;
+    for (int i = 0; ok && i < warmup; i++) ok = run(m, b, c++ % ncopies, NULL, d);
+    for (int done = 0; ok && done < iters;) {
+        int n = iters - done < batch ? iters - done : batch;
+        for (int r = 0; ok && r < n; r++) ok = run(m, b, c++ % ncopies, ev + r * per, d);
+        ok = ok && CU_CHECK(d, rt_cu.cuEventSynchronize(ev[n * per - 1]));
+        for (int r = 0; ok && r < n; r++)
+            for (int j = 0; ok && j + 1 < per; j++) {
+                float f = 0;
+                ok = CU_CHECK(d, rt_cu.cuEventElapsedTime(&f, ev[r * per + j], ev[r * per + j + 1]));
+                ms[(int64_t)j * iters + done + r] = f;
+            }
+        done += n;
+    }
+    for (int i = 0; i < made; i++)
+        if (ev[i]) CU_CHECK(NULL, rt_cu.cuEventDestroy(ev[i]));
+    free(ev);
+    return ok;
+}
+
+/* Graph launches so far over the module's contexts (read between runs:
+ * the counters are written by the runs' threads). */
+static long replays_of(rt_cuda_module *m) {
+    long n = 0;
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < m->nall; i++) n += m->all[i]->replays;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+/* The device-to-device copy bandwidth in 1e9 bytes/s into r (0 when the
+ * device has too little free memory to measure it). */
+static bool copy_bandwidth(rt_cuda_module *m, bench_ctx *b, rt_bench_result *r, fusec_status *st, ir_diag *d) {
+    size_t fr = 0, tot = 0;
+    if (!CU_CHECK(d, rt_cu.cuMemGetInfo(&fr, &tot))) return false;
+    b->copy_bytes = (int64_t)(fr / 4) < RT_BENCH_COPY_BYTES ? (int64_t)(fr / 4) / RT_ALIGN * RT_ALIGN : RT_BENCH_COPY_BYTES;
+    r->copy_test_bytes = b->copy_bytes;
+    if (b->copy_bytes < ((int64_t)1 << 20)) return true;
+    double ms[RT_BENCH_COPY_RUNS];
+    bool ok = dev_alloc(&b->src, b->copy_bytes, "the bandwidth test", m, st, d) &&
+              dev_alloc(&b->dst, b->copy_bytes, "the bandwidth test", m, st, d) &&
+              CU_CHECK(d, rt_cu.cuMemsetD8Async(b->src, 1, (size_t)b->copy_bytes, b->s)) &&
+              timed_pass(m, b, run_copy, 2, 1, 1, RT_BENCH_COPY_RUNS, ms, d);
+    if (ok) {
+        rt_bench_stat t;
+        rt_bench_stat_of(ms, RT_BENCH_COPY_RUNS, &t);
+        r->copy_gbps = t.median_ms > 0 ? 2.0 * (double)b->copy_bytes / (t.median_ms * 1e-3) / 1e9 : 0;
+    }
+    if (b->src) CU_CHECK(NULL, rt_cu.cuMemFree(b->src));
+    if (b->dst) CU_CHECK(NULL, rt_cu.cuMemFree(b->dst));
+    b->src = b->dst = 0;
+    return ok;
+}
+
+/* Lay one copy out (inputs, then room for each result), decide how many
+ * copies there are, allocate them and fill them with the inputs: copy 0
+ * from the host, then the copies made so far doubled with one
+ * device-to-device copy each time. */
+static bool make_copies(rt_cuda_module *m, bench_ctx *b, const fusec_tensor *in, rt_bench_result *r, fusec_status *st,
+                        ir_diag *d) {
+    const ir_graph *g = m->p->g;
+    int64_t at = 0;
+    for (int i = 0; i < b->nin; i++) {
+        b->off[i] = at;
+        at = align_up(at + value_bytes(g->params[i]));
+    }
+    for (int i = 0; i < b->nout; i++) {
+        b->off[b->nin + i] = at;
+        at = align_up(at + value_bytes(g->results[i]));
+    }
+    b->stride = at > 0 ? at : RT_ALIGN;
+    int l2 = 0;
+    size_t fr = 0, tot = 0;
+    if (!CU_CHECK(d, rt_cu.cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, rt_cuda.dev)) ||
+        !CU_CHECK(d, rt_cu.cuMemGetInfo(&fr, &tot)))
+        return false;
+    /* Half of the free memory at most: the runs need their own. */
+    int64_t want = 2 * (int64_t)l2 / b->stride + 1, fit = (int64_t)(fr / 2) / b->stride;
+    int64_t n = want < fit ? want : fit;
+    n = n < 1 ? 1 : n > INT_MAX ? INT_MAX : n;
+    r->l2_bytes = l2;
+    r->copies = (int)n;
+    r->copy_bytes = b->stride;
+    if (!dev_alloc(&b->base, n * b->stride, "the benchmark's copies of the inputs", m, st, d)) return false;
+    for (int i = 0; i < b->nin; i++) {
+        int64_t bytes = value_bytes(g->params[i]);
+        if (bytes > 0 && !CU_CHECK(d, rt_cu.cuMemcpyHtoDAsync(b->base + (CUdeviceptr)b->off[i], in[i].data,
+                                                                (size_t)bytes, b->s)))
+            return false;
+    }
+    for (int64_t have = 1, k; have < n; have += k) {
+        k = have < n - have ? have : n - have;
+        if (!CU_CHECK(d, rt_cu.cuMemcpyDtoDAsync(b->base + (CUdeviceptr)(have * b->stride), b->base,
+                                                 (size_t)(k * b->stride), b->s)))
+            return false;
+    }
+    /* The host inputs are the caller's: done with them before returning. */
+    return CU_CHECK(d, rt_cu.cuStreamSynchronize(b->s));
+}
+
+/* The per-kernel pass, in an execution context held for its duration. */
+static bool time_kernels(rt_cuda_module *m, bench_ctx *b, const rt_bench_opts *o, int64_t ncopies, double *ms,
+                         rt_bench_result *r, fusec_status *st, ir_diag *d) {
+    if (m->nk == 0) return true;
+    b->x = exec_get(m, st, d);
+    if (!b->x) return false;
+    rt_exec *x = b->x;
+    bool ok = !x->pending || CU_CHECK(d, rt_cu.cuStreamWaitEvent(b->s, x->done, 0));
+    ok = ok && timed_pass(m, b, run_each, m->nk + 1, ncopies, o->warmup, o->iters, ms, d);
+    /* As a device run leaves it: whoever takes the context next waits. */
+    if (ok) ok = CU_CHECK(d, rt_cu.cuEventRecord(x->done, b->s));
+    if (ok) {
+        x->pending = true;
+    } else if (!rt_cuda_is_lost(NULL)) {
+        CU_CHECK(NULL, rt_cu.cuStreamSynchronize(b->s));
+        x->pending = false;
+    }
+    exec_put(m, x);
+    b->x = NULL;
+    for (int k = 0; ok && k < m->nk; k++) rt_bench_stat_of(ms + (int64_t)k * o->iters, o->iters, &r->kernels[k].t);
+    return ok;
+}
+
+fusec_status rt_cuda_bench(rt_cuda_module *m, const fusec_tensor *in, int nin, const rt_bench_opts *o,
+                           rt_bench_result *r, ir_diag *d) {
+    const ir_graph *g = m->p->g;
+    int nout = g->nresults;
+    bench_ctx b = {.nin = nin, .nout = nout};
+    fusec_tensor *chk = calloc((size_t)nout + 1, sizeof *chk);
+    b.in = calloc((size_t)nin + 1, sizeof *b.in);
+    b.out = calloc((size_t)nout + 1, sizeof *b.out);
+    b.off = calloc((size_t)(nin + nout) + 1, sizeof *b.off);
+    double *ms = calloc((size_t)o->iters * (size_t)(m->nk > 0 ? m->nk : 1), sizeof *ms);
+    fusec_status st = FUSEC_OK;
+    bool ok = chk && b.in && b.out && b.off && ms;
+    if (!ok) {
+        ir_error(d, (ir_loc){0}, "out of memory");
+        st = FUSEC_ERR_NOMEM;
+    }
+    if (ok && (st = rt_check_io(g, in, nin, chk, nout, d)) != FUSEC_OK) ok = false;
+    if (ok && !rt_cuda_enter(d)) ok = false;
+    ok = ok && CU_CHECK(d, rt_cu.cuStreamCreate(&b.s, CU_STREAM_NON_BLOCKING));
+    ok = ok && copy_bandwidth(m, &b, r, &st, d) && make_copies(m, &b, in, r, &st, d);
+    for (int i = 0; ok && i < nin; i++) b.in[i] = in[i];
+    for (int i = 0; ok && i < nout; i++) set_desc(&b.out[i], g->results[i]);
+    long before = replays_of(m);
+    if (ok && (ok = timed_pass(m, &b, run_whole, 2, r->copies, o->warmup, o->iters, ms, d))) {
+        rt_bench_stat_of(ms, o->iters, &r->whole);
+        r->whole_replays = (int)(replays_of(m) - before);
+    }
+    before = replays_of(m);
+    if (ok && (ok = timed_pass(m, &b, run_whole, 2, 1, o->warmup, o->iters, ms, d))) {
+        rt_bench_stat_of(ms, o->iters, &r->same);
+        r->same_replays = (int)(replays_of(m) - before);
+        r->have_same = true;
+    }
+    ok = ok && time_kernels(m, &b, o, r->copies, ms, r, &st, d);
+    r->kernel_times = ok;
+    if (b.s) {
+        if (ok) ok = CU_CHECK(d, rt_cu.cuStreamSynchronize(b.s));
+        else if (!rt_cuda_is_lost(NULL)) CU_CHECK(NULL, rt_cu.cuStreamSynchronize(b.s));
+    }
+    if (b.base) CU_CHECK(NULL, rt_cu.cuMemFree(b.base));
+    if (b.s) CU_CHECK(NULL, rt_cu.cuStreamDestroy(b.s));
+    free(chk);
+    free(b.in);
+    free(b.out);
+    free(b.off);
+    free(ms);
+    if (!ok && st == FUSEC_OK) st = FUSEC_ERR_BACKEND;
+    return st;
+}
+
 /* ---- building ---------------------------------------------------------------------- */
 
 typedef struct build_job {
@@ -546,6 +835,7 @@ typedef struct build_job {
 } build_job;
 
 typedef struct build_pool {
+    rt_kcache *cache;
     build_job *jobs;
     int n;
     atomic_int next;
@@ -558,7 +848,7 @@ static void *build_worker(void *arg) {
         if (i >= bp->n) break;
         build_job *j = &bp->jobs[i];
         j->ok = rt_cuda_enter(&j->d) &&
-                rt_cuda_build(j->name, j->source, &j->mod, &j->cached, &j->ms_compile, &j->ms_load, &j->d);
+                rt_cuda_build(bp->cache, j->name, j->source, &j->mod, &j->cached, &j->ms_compile, &j->ms_load, &j->d);
     }
     return NULL;
 }
@@ -741,7 +1031,7 @@ static bool bind_kernel(rt_cuda_module *m, int k, const cg_cuda_kernel *cg, rt_b
     return true;
 }
 
-fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d) {
+fusec_status rt_cuda_load(const plan *p, rt_kcache *cache, rt_cuda_module **out, ir_diag *d) {
     *out = NULL;
     fusec_status st = rt_cuda_init(d);
     if (st != FUSEC_OK) return st;
@@ -750,7 +1040,7 @@ fusec_status rt_cuda_load(const plan *p, rt_cuda_module **out, ir_diag *d) {
     double t0 = rt_cuda_now_ms();
     rt_cuda_module *m = calloc(1, sizeof *m);
     cg_cuda_kernel *cg = calloc((size_t)(p->nkernels > 0 ? p->nkernels : 1), sizeof *cg);
-    build_pool bp = {0};
+    build_pool bp = {.cache = cache ? cache : rt_cuda.cache};
     rt_blas **blas = NULL; /* by kernel: its prepared GEMM until bound */
     int64_t *ws = NULL;    /* ... and that GEMM's workspace bytes */
     if (!m || !cg) {
@@ -897,7 +1187,7 @@ void rt_cuda_unload(rt_cuda_module *m) {
 fusec_status rt_cuda_plan_run(const plan *p, const fusec_tensor *in, int nin, fusec_tensor *out,
                               int nout, ir_diag *d) {
     rt_cuda_module *m = NULL;
-    fusec_status st = rt_cuda_load(p, &m, d);
+    fusec_status st = rt_cuda_load(p, NULL, &m, d);
     if (st == FUSEC_OK) st = rt_cuda_run(m, in, nin, out, nout, d);
     rt_cuda_unload(m);
     return st;

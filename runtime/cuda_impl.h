@@ -29,10 +29,11 @@
     X(cuMemAlloc) X(cuMemFree) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync)                 \
     X(cuMemcpyDtoDAsync) X(cuMemsetD8Async) X(cuStreamCreate) X(cuStreamDestroy)         \
     X(cuStreamSynchronize) X(cuStreamWaitEvent) X(cuEventCreate) X(cuEventDestroy)       \
-    X(cuEventRecord) X(cuEventSynchronize) X(cuModuleLoadData) X(cuModuleLoadDataEx)     \
-    X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuLaunchKernel)     \
-    X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphInstantiateWithFlags)         \
-    X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuStreamIsCapturing)
+    X(cuEventRecord) X(cuEventSynchronize) X(cuEventElapsedTime) X(cuModuleLoadData)     \
+    X(cuModuleLoadDataEx) X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute) \
+    X(cuLaunchKernel) X(cuStreamBeginCapture) X(cuStreamEndCapture)                      \
+    X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphExecDestroy)                \
+    X(cuGraphDestroy) X(cuStreamIsCapturing)
 
 #define RT_CU_FIELD_(name) __typeof__(&name) name;
 typedef struct rt_cu_api {
@@ -80,11 +81,11 @@ extern rt_cuda_state rt_cuda;
 /* Make the runtime's context current on the calling thread. */
 bool rt_cuda_enter(ir_diag *d);
 
-/* Compile (through the kernel cache) and load one translation unit into a
- * module for the runtime's device.  *cached says whether the kernel cache
- * had it; *ms_compile and *ms_load receive the time spent in NVRTC and in
- * the module load.  Thread-safe. */
-bool rt_cuda_build(const char *name, const char *source, CUmodule *mod, bool *cached,
+/* Compile (through `cache`, a kernel cache) and load one translation unit
+ * into a module for the runtime's device.  *cached says whether the kernel
+ * cache had it; *ms_compile and *ms_load receive the time spent in NVRTC
+ * and in the module load.  Thread-safe. */
+bool rt_cuda_build(struct rt_kcache *cache, const char *name, const char *source, CUmodule *mod, bool *cached,
                    double *ms_compile, double *ms_load, ir_diag *d);
 
 /* Append the messages of `from` (an ir_diag's text, "error: ..." lines and

@@ -36,18 +36,8 @@
 #include "passes/pass.h"
 #include "runtime/cuda.h"
 #include "runtime/interp.h"
+#include "runtime/module.h"
 #include "runtime/plan_exec.h"
-
-struct fusec_module {
-    ir_graph *g;
-    fusec_backend backend;
-    plan *plan;    /* FUSEC_BACKEND_PLAN and FUSEC_BACKEND_CUDA */
-    rt_cuda_module *cuda; /* FUSEC_BACKEND_CUDA */
-    char *text;    /* the source diagnostics quote: the user's file, or the
-                      canonical text g was parsed from */
-    size_t textlen;
-    char *srcname; /* the file name diagnostics show: the user's, or "@name" */
-};
 
 void fusec_module_destroy(fusec_module *m) {
     if (!m) return;
@@ -149,6 +139,11 @@ static fusec_status adopt_source(fusec_module *m, const fusec_graph *g) {
 
 fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_module **out,
                            char **errmsg) {
+    return rt_module_compile(g, backend, NULL, out, errmsg);
+}
+
+fusec_status rt_module_compile(const fusec_graph *g, fusec_backend backend, struct rt_kcache *cache,
+                               fusec_module **out, char **errmsg) {
     if (errmsg) *errmsg = NULL;
     if (!out) {
         fe_set_errmsg(errmsg, "fusec_compile: out is NULL");
@@ -236,7 +231,7 @@ fusec_status fusec_compile(const fusec_graph *g, fusec_backend backend, fusec_mo
         }
         if (st == FUSEC_OK && !pass_memplan(m->plan, &d)) st = FUSEC_ERR_INVALID;
     }
-    if (st == FUSEC_OK && backend == FUSEC_BACKEND_CUDA) st = rt_cuda_load(m->plan, &m->cuda, &d);
+    if (st == FUSEC_OK && backend == FUSEC_BACKEND_CUDA) st = rt_cuda_load(m->plan, cache, &m->cuda, &d);
     if (st != FUSEC_OK) {
         fe_set_errmsg(errmsg, "fusec_compile: %s", d.out.buf ? d.out.buf : "failed");
         ir_diag_free(&d);

@@ -8,6 +8,9 @@
  *                  [--backend interp|plan|cpu|cuda] [--func NAME] [-v]
  *   fusec opt FILE [--passes=A,B] [--print-after=NAME|all] [--time-passes] [--stats]
  *   fusec plan FILE [-o OUT]                the fused, memory-planned plan
+ *   fusec bench FILE [--backend cuda|cpu|plan|interp] [--iters N] [--warmup N]
+ *                    [--inputs DIR | --random-inputs SEED] [--json]
+ *                                           compile once, time the runs
  *   fusec passes                            the passes and the default pipeline
  *   fusec cache stats|clear                 the kernel cache
  *
@@ -34,6 +37,13 @@
  * every machine: the generator is integer arithmetic and the dtype rounding
  * is fusec's own.
  *
+ * Benchmarks.  `bench` hands the graph and its inputs (random, seed 0,
+ * unless --inputs or --random-inputs say otherwise) to rt_bench
+ * (runtime/bench.h, which says what is measured and how) and prints what
+ * comes back: a table, or with --json one JSON object, written here by hand
+ * (a dozen fields do not need a library).  The default backend is cuda:
+ * timing the GPU is what the command is for.
+ *
  * Every file the tool writes (result .npy files, print -o) is written to a
  * temporary file in the same folder and renamed into place, so an error never
  * leaves a half-written output.
@@ -51,6 +61,7 @@
 #include <unistd.h>
 
 #include "fusec.h"
+#include "runtime/bench.h"
 #include "runtime/fileio.h"
 #include "runtime/kcache.h"
 #include "runtime/npy.h"
@@ -66,6 +77,7 @@ static const char usage_text[] =
     "  run FILE      run the graph and summarize each output\n"
     "  opt FILE      run passes over the graph and print the result\n"
     "  plan FILE     optimize, fuse and plan memory; print the plan\n"
+    "  bench FILE    compile once, then time the graph and each kernel\n"
     "  passes        list the passes and the default pipeline\n"
     "  cache stats   the kernel cache: folder, entries, bytes\n"
     "  cache clear   remove every entry of the kernel cache\n"
@@ -75,14 +87,19 @@ static const char usage_text[] =
     "Options:\n"
     "  --func NAME           use function @NAME (default: @main, else the first)\n"
     "  -o, --output PATH     print: write the text to PATH instead of stdout\n"
-    "  --inputs DIR          run: read parameter %NAME from DIR/NAME.npy\n"
+    "  --inputs DIR          run, bench: read parameter %NAME from DIR/NAME.npy\n"
     "                        (bf16 parameters from DIR/NAME.bf16.npy, as '<u2' bits)\n"
-    "  --random-inputs SEED  run: seeded random inputs instead: floats ~ N(0, 1),\n"
-    "                        integers in [0, 4), bools 50/50\n"
+    "  --random-inputs SEED  run, bench: seeded random inputs instead: floats\n"
+    "                        ~ N(0, 1), integers in [0, 4), bools 50/50 (bench:\n"
+    "                        seed 0 unless --inputs or --random-inputs is given)\n"
     "  --outputs DIR         run: also write output i to DIR/result<i>.npy\n"
     "                        (result<i>.bf16.npy for bf16); DIR is created if needed\n"
     "  --backend NAME        run: interp (default), plan (the fused plan, executed\n"
-    "                        on the CPU element by element), cpu or cuda\n"
+    "                        on the CPU element by element), cpu or cuda;\n"
+    "                        bench: the same, cuda by default\n"
+    "  --iters N             bench: timed runs (default 100)\n"
+    "  --warmup N            bench: untimed runs before them (default 10)\n"
+    "  --json                bench: print one JSON object instead of a table\n"
     "  --passes=A,B,C        opt: the passes to run (default: the default pipeline)\n"
     "  --print-after=NAME    opt: print the IR after pass NAME (or 'all') to stderr\n"
     "  --time-passes         opt: print each pass's time to stderr\n"
@@ -150,8 +167,9 @@ typedef struct options {
     const char *cmd, *file;
     const char *output, *func, *inputs, *outputs, *backend;
     const char *passes, *print_after;
-    bool have_seed, verbose, time_passes, stats;
+    bool have_seed, verbose, time_passes, stats, json;
     uint64_t seed;
+    int iters, warmup; /* bench */
 } options;
 
 enum {
@@ -164,6 +182,9 @@ enum {
     OPT_PRINT_AFTER,
     OPT_TIME_PASSES,
     OPT_STATS,
+    OPT_ITERS,
+    OPT_WARMUP,
+    OPT_JSON,
     OPT_VERSION
 };
 
@@ -181,12 +202,15 @@ static const struct option long_opts[] = {
     {"print-after", required_argument, NULL, OPT_PRINT_AFTER},
     {"time-passes", no_argument, NULL, OPT_TIME_PASSES},
     {"stats", no_argument, NULL, OPT_STATS},
+    {"iters", required_argument, NULL, OPT_ITERS},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"json", no_argument, NULL, OPT_JSON},
     {NULL, 0, NULL, 0},
 };
 
 /* Which commands accept an option (the getopt value). */
 static bool option_allowed(const char *cmd, int opt) {
-    bool run = strcmp(cmd, "run") == 0;
+    bool run = strcmp(cmd, "run") == 0, bench = strcmp(cmd, "bench") == 0;
     switch (opt) {
     case OPT_FUNC: return strcmp(cmd, "passes") != 0 && strcmp(cmd, "cache") != 0;
     case 'o': return strcmp(cmd, "print") == 0 || strcmp(cmd, "opt") == 0 || strcmp(cmd, "plan") == 0;
@@ -194,7 +218,13 @@ static bool option_allowed(const char *cmd, int opt) {
     case OPT_PRINT_AFTER:
     case OPT_TIME_PASSES:
     case OPT_STATS: return strcmp(cmd, "opt") == 0;
-    default: return run; /* --inputs, --outputs, --random-inputs, --backend, -v */
+    case OPT_INPUTS:
+    case OPT_RANDOM:
+    case OPT_BACKEND: return run || bench;
+    case OPT_ITERS:
+    case OPT_WARMUP:
+    case OPT_JSON: return bench;
+    default: return run; /* --outputs, -v */
     }
 }
 
@@ -236,11 +266,25 @@ static int bad_option(const char *arg) {
     return usage_fail("unknown option '%s'", arg);
 }
 
+/* Run counts: a million runs is far more than any benchmark needs, and
+ * keeps iters x kernels of timings in memory. */
+#define COUNT_MAX 1000000
+
+/* A decimal count in [lo, COUNT_MAX] into *out; false if arg is not one. */
+static bool parse_count(const char *arg, int lo, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < lo || v > COUNT_MAX) return false;
+    *out = (int)v;
+    return true;
+}
+
 /* Parse argv into *o.  Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, options *o) {
     int seen[OPT_VERSION + 1] = {0};
     bool help = false, version = false;
-    const char *seed_arg = NULL;
+    const char *seed_arg = NULL, *iters_arg = NULL, *warmup_arg = NULL;
     opterr = 0; /* our own messages */
     int c;
     while ((c = getopt_long(argc, argv, ":ho:v", long_opts, NULL)) != -1) {
@@ -266,6 +310,9 @@ static int parse_args(int argc, char **argv, options *o) {
         case OPT_PRINT_AFTER: o->print_after = optarg; break;
         case OPT_TIME_PASSES: o->time_passes = true; break;
         case OPT_STATS: o->stats = true; break;
+        case OPT_ITERS: iters_arg = optarg; break;
+        case OPT_WARMUP: warmup_arg = optarg; break;
+        case OPT_JSON: o->json = true; break;
         }
     }
     if (help) {
@@ -276,12 +323,12 @@ static int parse_args(int argc, char **argv, options *o) {
         printf("fusec %s\n", fusec_version());
         return EXIT_OK;
     }
-    if (optind >= argc) return usage_fail("no command given (check, print, run, opt, plan, passes or cache)");
+    if (optind >= argc) return usage_fail("no command given (check, print, run, opt, plan, bench, passes or cache)");
     o->cmd = argv[optind++];
     if (strcmp(o->cmd, "check") && strcmp(o->cmd, "print") && strcmp(o->cmd, "run") &&
-        strcmp(o->cmd, "opt") && strcmp(o->cmd, "plan") && strcmp(o->cmd, "passes") &&
-        strcmp(o->cmd, "cache"))
-        return usage_fail("unknown command '%s' (expected check, print, run, opt, plan, passes or cache)",
+        strcmp(o->cmd, "opt") && strcmp(o->cmd, "plan") && strcmp(o->cmd, "bench") &&
+        strcmp(o->cmd, "passes") && strcmp(o->cmd, "cache"))
+        return usage_fail("unknown command '%s' (expected check, print, run, opt, plan, bench, passes or cache)",
                           o->cmd);
     if (strcmp(o->cmd, "cache") == 0) {
         if (optind >= argc || (strcmp(argv[optind], "stats") && strcmp(argv[optind], "clear")))
@@ -311,6 +358,12 @@ static int parse_args(int argc, char **argv, options *o) {
     }
     if (o->inputs && o->have_seed)
         return usage_fail("give either --inputs or --random-inputs, not both");
+    o->iters = 100;
+    o->warmup = 10;
+    if (iters_arg && !parse_count(iters_arg, 1, &o->iters))
+        return usage_fail("--iters needs a positive integer (at most %d), not '%s'", COUNT_MAX, iters_arg);
+    if (warmup_arg && !parse_count(warmup_arg, 0, &o->warmup))
+        return usage_fail("--warmup needs a non-negative integer (at most %d), not '%s'", COUNT_MAX, warmup_arg);
     if (o->backend && strcmp(o->backend, "interp") && strcmp(o->backend, "plan") &&
         strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda"))
         return usage_fail("unknown backend '%s' (expected interp, plan, cpu or cuda)", o->backend);
@@ -687,12 +740,63 @@ static void free_tensors(fusec_tensor *ts, int n, bool lib_owned) {
     free(ts);
 }
 
+/* The backend --backend names (parse_args checked the name). */
+static fusec_backend backend_of(const char *name) {
+    if (strcmp(name, "plan") == 0) return FUSEC_BACKEND_PLAN;
+    if (strcmp(name, "cpu") == 0) return FUSEC_BACKEND_CPU;
+    if (strcmp(name, "cuda") == 0) return FUSEC_BACKEND_CUDA;
+    return FUSEC_BACKEND_INTERP;
+}
+
+/* A failed fusec_compile (what = "compile") or rt_bench ("benchmark"):
+ * its message, or that the backend is not built in.  Frees err. */
+static int lib_fail(fusec_status st, fusec_backend backend, const char *bname, const char *what, char *err) {
+    if (st == FUSEC_ERR_UNSUPPORTED && backend != FUSEC_BACKEND_INTERP)
+        fail("backend '%s' is not built into this fusec", bname);
+    else if (err && *err)
+        print_lib_msg(err);
+    else
+        fail("cannot %s: %s", what, fusec_status_string(st));
+    fusec_free(err);
+    return EXIT_USER;
+}
+
+/* g's inputs from --inputs DIR, else random from the seed: *inp gets nin
+ * (+1) tensors with malloc'd data, *namesp the parameters' names (owned by
+ * g).  Both are allocated even on failure: free them with free_tensors and
+ * free. */
+static int make_inputs(const options *o, const fusec_graph *g, fusec_tensor **inp, const char ***namesp) {
+    int nin = fusec_graph_num_inputs(g), rc = EXIT_OK;
+    fusec_tensor *in = *inp = calloc((size_t)nin + 1, sizeof *in);
+    const char **names = *namesp = calloc((size_t)nin + 1, sizeof *names);
+    if (!in || !names) return fail("out of memory");
+    if (o->inputs) {
+        struct stat sb;
+        if (stat(o->inputs, &sb) != 0)
+            rc = fail("inputs folder '%s': %s", o->inputs, strerror(errno));
+        else if (!S_ISDIR(sb.st_mode))
+            rc = fail("inputs folder '%s' is not a folder", o->inputs);
+    }
+    for (int i = 0; !rc && i < nin; i++) {
+        fusec_tensor want;
+        fusec_graph_input_info(g, i, &names[i], &want);
+        for (int k = 0; k < want.rank; k++)
+            if (want.shape[k] < 0)
+                rc = fail("input '%s' has a symbolic size; '%s' needs static shapes", names[i], o->cmd);
+        if (rc) break;
+        if (o->inputs) {
+            rc = read_input(o->inputs, names[i], &want, &in[i]);
+        } else {
+            in[i] = want;
+            rc = random_input(o->seed, i, &in[i]);
+        }
+    }
+    return rc;
+}
+
 static int cmd_run(const options *o) {
-    fusec_backend backend = FUSEC_BACKEND_INTERP;
     const char *bname = o->backend ? o->backend : "interp";
-    if (strcmp(bname, "plan") == 0) backend = FUSEC_BACKEND_PLAN;
-    if (strcmp(bname, "cpu") == 0) backend = FUSEC_BACKEND_CPU;
-    if (strcmp(bname, "cuda") == 0) backend = FUSEC_BACKEND_CUDA;
+    fusec_backend backend = backend_of(bname);
 
     fusec_graph *g;
     int rc = load_graph(o, &g);
@@ -707,42 +811,15 @@ static int cmd_run(const options *o) {
     char *err = NULL;
     fusec_status st = fusec_compile(g, backend, &m, &err);
     if (st != FUSEC_OK) {
-        if (st == FUSEC_ERR_UNSUPPORTED && backend != FUSEC_BACKEND_INTERP)
-            fail("backend '%s' is not built into this fusec", bname);
-        else if (err && *err)
-            print_lib_msg(err);
-        else
-            fail("cannot compile: %s", fusec_status_string(st));
-        fusec_free(err);
         fusec_graph_destroy(g);
-        return EXIT_USER;
+        return lib_fail(st, backend, bname, "compile", err);
     }
 
-    fusec_tensor *in = calloc((size_t)nin + 1, sizeof *in);
+    fusec_tensor *in = NULL;
     fusec_tensor *out = calloc((size_t)nout + 1, sizeof *out);
-    const char **names = calloc((size_t)nin + 1, sizeof *names);
-    if (!in || !out || !names) rc = fail("out of memory");
-    if (!rc && o->inputs) {
-        struct stat sb;
-        if (stat(o->inputs, &sb) != 0)
-            rc = fail("inputs folder '%s': %s", o->inputs, strerror(errno));
-        else if (!S_ISDIR(sb.st_mode))
-            rc = fail("inputs folder '%s' is not a folder", o->inputs);
-    }
-    for (int i = 0; !rc && i < nin; i++) {
-        fusec_tensor want;
-        fusec_graph_input_info(g, i, &names[i], &want);
-        for (int k = 0; k < want.rank; k++)
-            if (want.shape[k] < 0)
-                rc = fail("input '%s' has a symbolic size; 'run' needs static shapes", names[i]);
-        if (rc) break;
-        if (o->inputs) {
-            rc = read_input(o->inputs, names[i], &want, &in[i]);
-        } else {
-            in[i] = want;
-            rc = random_input(o->seed, i, &in[i]);
-        }
-    }
+    const char **names = NULL;
+    rc = make_inputs(o, g, &in, &names);
+    if (!rc && !out) rc = fail("out of memory");
     if (!rc && o->verbose)
         for (int i = 0; i < nin; i++) {
             char label[256];
@@ -788,6 +865,184 @@ static int cmd_run(const options *o) {
     return rc;
 }
 
+/* ---- bench ------------------------------------------------------------------- */
+
+/* 1e9 bytes/s at a median time; 0 when there is no time to divide by. */
+static double gbps_of(int64_t bytes, double ms) { return ms > 0 ? (double)bytes / (ms * 1e-3) / 1e9 : 0; }
+
+/* % of the copy roofline, or -1 without a bandwidth to compare with. */
+static double roof_of(const rt_bench_result *r, int64_t bytes, double ms) {
+    return r->copy_gbps > 0 && ms > 0 ? gbps_of(bytes, ms) / r->copy_gbps * 100 : -1;
+}
+
+/* One row of the table: times (or dashes), bytes, GB/s and % of roof. */
+static void print_row(const rt_bench_result *r, const char *what, const rt_bench_stat *t, int64_t bytes) {
+    printf("%-32s", what);
+    if (t) printf(" %11.5f %11.5f %11.5f", t->median_ms, t->min_ms, t->max_ms);
+    else printf(" %11s %11s %11s", "-", "-", "-");
+    printf(" %13" PRId64, bytes);
+    double roof = t ? roof_of(r, bytes, t->median_ms) : -1;
+    if (t) printf(" %9.2f", gbps_of(bytes, t->median_ms));
+    else printf(" %9s", "-");
+    if (roof >= 0) printf(" %7.1f\n", roof);
+    else printf(" %7s\n", "-");
+}
+
+static void print_bench(const rt_bench_result *r, const char *bname) {
+    bool cuda = r->backend == FUSEC_BACKEND_CUDA;
+    printf("bench @%s on %s\n", r->graph, bname);
+    if (r->device) printf("device: %s\n", r->device);
+    printf("runs: %d timed after %d warmup\n", r->iters, r->warmup);
+    if (cuda)
+        printf("inputs and outputs: rotated over %d cop%s of %" PRId64 " bytes (L2: %" PRId64 " bytes)\n",
+               r->copies, r->copies == 1 ? "y" : "ies", r->copy_bytes, r->l2_bytes);
+    if (r->copy_gbps > 0)
+        printf("copy roofline: %.2f GB/s (%s of %" PRId64 " bytes: 2 x bytes / median time)\n", r->copy_gbps,
+               cuda ? "device-to-device copy" : "memcpy", r->copy_test_bytes);
+    else
+        printf("copy roofline: not measured\n");
+    printf("\n%-32s %11s %11s %11s %13s %9s %7s\n", "", "median ms", "min ms", "max ms", "bytes", "GB/s", "% roof");
+    print_row(r, "whole graph", &r->whole, r->min_bytes);
+    if (r->have_same) print_row(r, "whole graph, same inputs", &r->same, r->min_bytes);
+    for (int k = 0; k < r->nkernels; k++)
+        print_row(r, r->kernels[k].name, r->kernel_times ? &r->kernels[k].t : NULL, r->kernels[k].bytes);
+    if (r->plan_bytes >= 0) print_row(r, "whole graph, the kernels' bytes", &r->whole, r->plan_bytes);
+    printf("\n");
+    printf("bytes: the graph's inputs and outputs; a kernel's distinct buffers read and written%s\n",
+           r->plan_bytes >= 0 ? ", summed" : "");
+    if (cuda) {
+        int runs = r->iters + r->warmup;
+        printf("CUDA graph replay: %d of %d runs on the rotated copies, %d of %d on the same inputs\n",
+               r->whole_replays, runs, r->same_replays, runs);
+        printf("kernels: each between two events, launched directly, on the rotated copies\n");
+        printf("compile: %.1f ms first (with the CUDA driver's initialization), %.1f ms with an empty kernel "
+               "cache, %.1f ms with a warm one\n",
+               r->compile_ms, r->compile_empty_ms, r->compile_warm_ms);
+    } else {
+        if (r->nkernels) printf("kernels: not timed one by one on the CPU backends\n");
+        printf("compile: %.1f ms (no kernel cache on this backend)\n", r->compile_ms);
+    }
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_str(const char *s) {
+    if (!s) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
+
+static void json_int(int64_t v, bool want) {
+    if (want) printf("%" PRId64, v);
+    else fputs("null", stdout);
+}
+
+/* A JSON number; null for what was not measured (want false) or is not finite. */
+static void json_num(double v, bool want) {
+    if (want && isfinite(v)) printf("%.6g", v);
+    else fputs("null", stdout);
+}
+
+/* "median_ms": ..., "min_ms": ..., "max_ms": ..., "bytes": ..., "gbps": ..., "roof_pct": ...
+ * (the times null when t is NULL: not measured) */
+static void json_timing(const rt_bench_result *r, const rt_bench_stat *t, int64_t bytes) {
+    printf("\"median_ms\": ");
+    json_num(t ? t->median_ms : 0, t);
+    printf(", \"min_ms\": ");
+    json_num(t ? t->min_ms : 0, t);
+    printf(", \"max_ms\": ");
+    json_num(t ? t->max_ms : 0, t);
+    printf(", \"bytes\": %" PRId64 ", \"gbps\": ", bytes);
+    json_num(t ? gbps_of(bytes, t->median_ms) : 0, t);
+    double roof = t ? roof_of(r, bytes, t->median_ms) : -1;
+    printf(", \"roof_pct\": ");
+    json_num(roof, roof >= 0);
+}
+
+static void print_bench_json(const rt_bench_result *r, const char *bname) {
+    bool cuda = r->backend == FUSEC_BACKEND_CUDA;
+    printf("{\"graph\": ");
+    json_str(r->graph);
+    printf(", \"backend\": ");
+    json_str(bname);
+    printf(", \"device\": ");
+    json_str(r->device);
+    printf(",\n \"iters\": %d, \"warmup\": %d, \"copies\": %d, \"copy_bytes\": %" PRId64 ", \"l2_bytes\": ", r->iters,
+           r->warmup, r->copies, r->copy_bytes);
+    json_int(r->l2_bytes, cuda);
+    printf(",\n \"copy_bandwidth_gbps\": ");
+    json_num(r->copy_gbps, r->copy_gbps > 0);
+    printf(", \"copy_bandwidth_test_bytes\": %" PRId64 ",\n \"whole_graph\": {", r->copy_test_bytes);
+    json_timing(r, &r->whole, r->min_bytes);
+    printf("},\n \"whole_graph_same_inputs\": ");
+    if (r->have_same) {
+        putchar('{');
+        json_timing(r, &r->same, r->min_bytes);
+        putchar('}');
+    } else {
+        fputs("null", stdout);
+    }
+    printf(",\n \"cuda_graph_replays\": ");
+    if (cuda) printf("{\"rotated\": %d, \"same_inputs\": %d, \"runs\": %d}", r->whole_replays, r->same_replays,
+                     r->iters + r->warmup);
+    else fputs("null", stdout);
+    printf(",\n \"plan_bytes\": ");
+    json_int(r->plan_bytes, r->plan_bytes >= 0);
+    printf(", \"kernel_times\": %s,\n \"kernels\": [", r->kernel_times ? "true" : "false");
+    for (int k = 0; k < r->nkernels; k++) {
+        printf("%s\n  {\"name\": ", k ? "," : "");
+        json_str(r->kernels[k].name);
+        printf(", ");
+        json_timing(r, r->kernel_times ? &r->kernels[k].t : NULL, r->kernels[k].bytes);
+        putchar('}');
+    }
+    printf("],\n \"compile_ms\": {\"first\": ");
+    json_num(r->compile_ms, true);
+    printf(", \"empty_cache\": ");
+    json_num(r->compile_empty_ms, r->compile_empty_ms >= 0);
+    printf(", \"warm_cache\": ");
+    json_num(r->compile_warm_ms, r->compile_warm_ms >= 0);
+    printf("}}\n");
+}
+
+static int cmd_bench(const options *o) {
+    const char *bname = o->backend ? o->backend : "cuda";
+    fusec_backend backend = backend_of(bname);
+    fusec_graph *g;
+    int rc = load_graph(o, &g);
+    if (rc) return rc;
+    int nin = fusec_graph_num_inputs(g);
+    fusec_tensor *in = NULL;
+    const char **names = NULL;
+    rc = make_inputs(o, g, &in, &names); /* o->seed is 0 unless given */
+    if (!rc) {
+        rt_bench_opts bo = {.iters = o->iters, .warmup = o->warmup};
+        rt_bench_result r;
+        char *err = NULL;
+        fusec_status st = rt_bench(g, backend, in, nin, &bo, &r, &err);
+        if (st != FUSEC_OK) {
+            rc = lib_fail(st, backend, bname, "benchmark", err);
+        } else {
+            fusec_free(err);
+            if (o->json) print_bench_json(&r, bname);
+            else print_bench(&r, bname);
+            rt_bench_result_free(&r);
+            if (fflush(stdout) != 0) rc = fail("cannot write to stdout: %s", strerror(errno));
+        }
+    }
+    free_tensors(in, nin, false);
+    free(names);
+    fusec_graph_destroy(g);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     options o = {0};
     int rc = parse_args(argc, argv, &o);
@@ -798,5 +1053,6 @@ int main(int argc, char **argv) {
     if (strcmp(o.cmd, "plan") == 0) return cmd_plan(&o);
     if (strcmp(o.cmd, "passes") == 0) return cmd_passes();
     if (strcmp(o.cmd, "cache") == 0) return cmd_cache(&o);
+    if (strcmp(o.cmd, "bench") == 0) return cmd_bench(&o);
     return cmd_run(&o);
 }

@@ -91,7 +91,7 @@ static inline cgt_status cgt_plan_kernels(const char *text, const char *label, c
                 st = CGT_FAIL;
                 continue;
             }
-            char buf[512];
+            char buf[1040]; /* callers build labels in 1024-byte buffers: room for " k<index>" too */
             snprintf(buf, sizeof buf, "%s k%d", label, k);
             it->label = cgt_strdup(buf);
             (*nitems)++;

@@ -9,13 +9,15 @@
  * "Device memory" is host memory (so the test's own copies work), filled
  * with 0xAB when allocated.  Kernels do not run: a launch only checks its
  * shape and is counted, so results are garbage and gpu_test does not
- * compare them.  Streams and events do nothing; a stream being captured
- * counts what is queued on it instead.
+ * compare them.  Streams do nothing and events only note when they were
+ * recorded (work is done when queued, so that is when it was reached); a
+ * stream being captured counts what is queued on it instead.
  *
  * Knobs (environment):
  *   FAKE_CUDA_LIMIT=BYTES  device memory size (default 64 GiB): larger
  *                          allocations fail with CUDA_ERROR_OUT_OF_MEMORY
  *   FAKE_CUDA_CC=NN        compute capability (default 90)
+ *   FAKE_CUDA_L2=BYTES     the L2 size the device reports (default 4 MiB)
  *   FAKE_CUDA_FAULTS=1     a launch whose first pointer argument is 0x100000
  *                          "faults": every later call returns
  *                          CUDA_ERROR_ILLEGAL_ADDRESS, as a real context
@@ -32,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FAKE_API __attribute__((visibility("default")))
 
@@ -47,9 +50,29 @@ typedef struct fake_graph {
     long nodes;
 } fake_graph;
 
+/* Work runs when it is queued, so an event's time is when it was recorded. */
+typedef struct fake_event {
+    unsigned flags;
+    int recorded;
+    double ms;
+} fake_event;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
 static size_t limit(void) {
     const char *l = getenv("FAKE_CUDA_LIMIT");
     return l && *l ? (size_t)strtoull(l, NULL, 0) : (size_t)64 << 30;
+}
+
+/* The L2 the benchmark rotates its copies past: small, so that tests make
+ * several copies of small graphs without much memory. */
+static int l2_bytes(void) {
+    const char *l = getenv("FAKE_CUDA_L2");
+    return l && *l ? atoi(l) : 4 << 20;
 }
 
 static CUresult state(void) { return atomic_load(&faulted) ? CUDA_ERROR_ILLEGAL_ADDRESS : CUDA_SUCCESS; }
@@ -110,6 +133,7 @@ FAKE_API CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d)
     *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR   ? cc / 10
          : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? cc % 10
          : a == CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT     ? 132
+         : a == CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE            ? l2_bytes()
                                                              : 0;
     return CUDA_SUCCESS;
 }
@@ -217,16 +241,30 @@ FAKE_API CUresult cuStreamIsCapturing(CUstream h, CUstreamCaptureStatus *status)
     return state();
 }
 FAKE_API CUresult cuEventCreate(CUevent *e, unsigned flags) {
-    (void)flags;
-    *e = (CUevent)malloc(16);
-    return *e ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    fake_event *x = calloc(1, sizeof *x);
+    if (!x) return CUDA_ERROR_OUT_OF_MEMORY;
+    x->flags = flags;
+    *e = (CUevent)x;
+    return CUDA_SUCCESS;
 }
 FAKE_API CUresult cuEventDestroy(CUevent e) {
     free(e);
     return CUDA_SUCCESS;
 }
 FAKE_API CUresult cuEventRecord(CUevent e, CUstream s) {
-    (void)e, (void)s;
+    (void)s;
+    fake_event *x = (fake_event *)e;
+    x->ms = now_ms();
+    x->recorded = 1;
+    return state();
+}
+/* As the driver: an event made with CU_EVENT_DISABLE_TIMING, or one never
+ * recorded, cannot be timed. */
+FAKE_API CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end) {
+    const fake_event *a = (const fake_event *)start, *b = (const fake_event *)end;
+    if ((a->flags | b->flags) & CU_EVENT_DISABLE_TIMING) return CUDA_ERROR_INVALID_HANDLE;
+    if (!a->recorded || !b->recorded) return CUDA_ERROR_INVALID_HANDLE;
+    *ms = (float)(b->ms - a->ms);
     return state();
 }
 FAKE_API CUresult cuEventSynchronize(CUevent e) {

@@ -31,6 +31,11 @@
  *                 the interpreter; a pointer not aligned to its element size
  *   threads       one module run from 8 threads at once
  *   cache         compiling a graph twice: the second time from the kernel cache
+ *   bench         rt_bench (`fusec bench`) on a GEMM and a softmax: sane timings
+ *                 for the whole graph and one per kernel, copies past twice the
+ *                 L2, replay on the same inputs only, compile times with an
+ *                 empty and a warm cache that leave the user's cache alone and
+ *                 remove their own; the CPU backend's numbers; a bad input
  *   nvrtc_failure FUSEC_CUDA_INJECT_NVRTC_FAILURE=1: a clear error with NVRTC's
  *                 log and the path of the saved source
  *   oom           a plan whose arena needs 250 GB: fusec_compile fails naming
@@ -56,6 +61,7 @@
  */
 #define _GNU_SOURCE
 #include <cuda.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -75,6 +81,8 @@
 #include "frontend/api.h"
 #include "fusec.h"
 #include "ir/ir.h"
+#include "runtime/bench.h"
+#include "runtime/kcache.h"
 #include "tests/diff/compare.h"
 #include "tests/diff/gen.h"
 
@@ -951,6 +959,120 @@ static void group_cache(void) {
     fusec_graph_destroy(g);
 }
 
+/* ---- bench -------------------------------------------------------------------------------- */
+
+/* A timing that makes sense: min <= median <= max, none negative. */
+static bool sane(const rt_bench_stat *t) {
+    return t->min_ms >= 0 && t->min_ms <= t->median_ms && t->median_ms <= t->max_ms && isfinite(t->max_ms);
+}
+
+/* Entries in the kernel cache folder fusec uses ($FUSEC_CACHE_DIR). */
+static uint64_t cache_entries(void) {
+    uint64_t entries = 0, bytes = 0;
+    char *dir = rt_kcache_dir(NULL);
+    if (dir) rt_kcache_disk_usage(dir, &entries, &bytes);
+    free(dir);
+    return entries;
+}
+
+static void group_bench(void) {
+    /* A cuBLASLt GEMM (on a real GPU) with its bias, then a row reduction. */
+    static const char *const text =
+        "func @timed(%x: f32[64, 128], %w: f32[256, 128], %b: f32[256]) -> f32[64, 256] {\n"
+        "  %y = linear(%x, %w, %b)\n"
+        "  %p = softmax(%y) {axis = -1}\n"
+        "  return %p\n"
+        "}\n";
+    fusec_graph *g = parse(text, "timed.ir");
+    if (!g) return;
+    int nin = fusec_graph_num_inputs(g);
+    fusec_tensor *in = make_inputs(g, 7, false);
+    EXPECT(in != NULL);
+    if (!in) {
+        fusec_graph_destroy(g);
+        return;
+    }
+    /* The temporary caches of the compile timings go to TMPDIR: a folder
+     * of the test's own, to see that they are removed. */
+    char tmp[] = "/tmp/fusec-gpu-bench-XXXXXX";
+    EXPECT(mkdtemp(tmp) != NULL);
+    char *old_tmp = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+    setenv("TMPDIR", tmp, 1);
+
+    rt_bench_opts o = {.iters = 7, .warmup = 3};
+    rt_bench_result r, again, cpu;
+    char *err = NULL;
+    EXPECT_ST(rt_bench(g, FUSEC_BACKEND_CUDA, in, nin, &o, &r, &err), FUSEC_OK, err);
+    fusec_free(err);
+    uint64_t entries = cache_entries();
+    err = NULL;
+    EXPECT_ST(rt_bench(g, FUSEC_BACKEND_CUDA, in, nin, &o, &again, &err), FUSEC_OK, err);
+    fusec_free(err);
+    /* The empty- and warm-cache compiles leave the user's cache alone and
+     * remove their own. */
+    EXPECT(cache_entries() == entries && entries > 0);
+    DIR *dir = opendir(tmp);
+    int left = 0;
+    for (struct dirent *e; dir && (e = readdir(dir));) left += e->d_name[0] != '.';
+    if (dir) closedir(dir);
+    EXPECT(left == 0);
+    rmdir(tmp);
+    if (old_tmp) setenv("TMPDIR", old_tmp, 1);
+    else unsetenv("TMPDIR");
+    free(old_tmp);
+
+    int64_t io = (64 * 128 + 256 * 128 + 256 + 64 * 256) * 4;
+    EXPECT(r.backend == FUSEC_BACKEND_CUDA && r.graph && strcmp(r.graph, "timed") == 0 && r.device);
+    EXPECT(r.iters == 7 && r.warmup == 3);
+    EXPECT(r.min_bytes == io && r.plan_bytes >= io);
+    EXPECT(sane(&r.whole) && r.whole.min_ms > 0 && sane(&r.same) && r.have_same);
+    /* Rotated past twice the L2, as far as memory allows. */
+    EXPECT(r.copies >= 1 && r.copy_bytes >= io);
+    EXPECT(r.copies == 1 || (int64_t)r.copies * r.copy_bytes > 2 * r.l2_bytes);
+    EXPECT(r.copy_gbps > 0 && r.copy_test_bytes > 0);
+    /* The same pointers every run replay as a CUDA graph from the second
+     * run on; rotated ones change every run and so never do. */
+    if (!getenv("FUSEC_CUDA_GRAPHS")) {
+        EXPECT(r.same_replays >= o.iters);
+        EXPECT(r.copies == 1 || r.whole_replays == 0);
+    }
+    /* One timing per plan kernel, the same plan the CPU backend runs. */
+    EXPECT(r.kernel_times && r.nkernels >= 2);
+    int64_t sum = 0;
+    for (int k = 0; k < r.nkernels; k++) {
+        EXPECT(r.kernels[k].name && r.kernels[k].bytes > 0 && sane(&r.kernels[k].t));
+        sum += r.kernels[k].bytes;
+    }
+    EXPECT(sum == r.plan_bytes);
+    EXPECT(r.compile_ms > 0 && r.compile_empty_ms > 0 && r.compile_warm_ms > 0);
+    printf("  bench: whole graph %.4f ms (%.4f ms on the same inputs), %d kernels, %d copies; compile %.1f ms "
+           "empty cache, %.1f ms warm\n",
+           r.whole.median_ms, r.same.median_ms, r.nkernels, r.copies, r.compile_empty_ms, r.compile_warm_ms);
+
+    o.iters = 2;
+    o.warmup = 0;
+    err = NULL;
+    EXPECT_ST(rt_bench(g, FUSEC_BACKEND_PLAN, in, nin, &o, &cpu, &err), FUSEC_OK, err);
+    fusec_free(err);
+    EXPECT(cpu.nkernels == r.nkernels && cpu.plan_bytes == r.plan_bytes && !cpu.kernel_times);
+    EXPECT(sane(&cpu.whole) && !cpu.have_same && cpu.copies == 1 && cpu.compile_empty_ms < 0);
+
+    /* An input of the wrong shape is refused, naming it, before any copy. */
+    in[0].shape[0] = 63;
+    rt_bench_result bad;
+    err = NULL;
+    EXPECT_ST(rt_bench(g, FUSEC_BACKEND_CUDA, in, nin, &o, &bad, &err), FUSEC_ERR_INVALID, err);
+    EXPECT(has(err, "input %x: expected f32[64, 128], got f32[63, 128]"));
+    fusec_free(err);
+    in[0].shape[0] = 64;
+
+    rt_bench_result_free(&r);
+    rt_bench_result_free(&again);
+    rt_bench_result_free(&cpu);
+    free_tensors(in, nin);
+    fusec_graph_destroy(g);
+}
+
 /* ---- nvrtc_failure ------------------------------------------------------------------------ */
 
 static void group_nvrtc_failure(void) {
@@ -1118,6 +1240,7 @@ static const group groups[] = {
     {"blas", group_blas, false},
     {"threads", group_threads, false},
     {"cache", group_cache, false},
+    {"bench", group_bench, false},
     {"nvrtc_failure", group_nvrtc_failure, false},
     {"oom", group_oom, false},
     {"lost_context", group_lost_context, false},

@@ -22,10 +22,11 @@
 #      (default build-gpu/ in the tree, ignored by git, so it survives between
 #      commands on a warm machine and rebuilds are incremental), ninja -j16;
 #   3. tests/unit/test_rt_cuda (NVRTC, architecture choice, no-driver path);
-#   4. a CLI smoke run: `fusec run examples/*.ir --backend cuda`;
+#   4. a CLI smoke run: `fusec run examples/*.ir --backend cuda`, then
+#      `fusec bench examples/*.ir --json` (real CUDA events; cli_bench.log);
 #   5. tests/gpu/gpu_test --require-gpu over the examples, every lit test graph
 #      and the benchmark graphs, plus 2,000 generated graphs (every group:
-#      diff, big, device_api, misaligned, blas, threads, cache, nvrtc_failure,
+#      diff, big, device_api, misaligned, blas, threads, cache, bench, nvrtc_failure,
 #      oom, lost_context); then the diff and blas groups again with
 #      FUSEC_CUBLASLT=0, so that fusec's own GEMM kernels stay tested;
 #   6. tests/diff/difftest --backend cuda, when that difftest knows the cuda
@@ -155,6 +156,17 @@ for ex in "$ROOT"/examples/*.ir; do
         printf '  FAIL  %s\n' "$(basename "$ex")"
         tail -n 15 "$LOGS/cli_$(basename "$ex" .ir).log" | sed 's/^/        /'
         failures+=("cli $(basename "$ex")")
+    fi
+done
+log "fusec bench examples/*.ir --json (into cli_bench.log)"
+: >"$LOGS/cli_bench.log"
+for ex in "$ROOT"/examples/*.ir; do
+    echo "# $(basename "$ex")" >>"$LOGS/cli_bench.log"
+    if timeout 300 "$FUSEC" bench "$ex" --iters 20 --warmup 3 --json >>"$LOGS/cli_bench.log" 2>&1; then
+        printf '  ok    %s\n' "$(basename "$ex")"
+    else
+        printf '  FAIL  %s\n' "$(basename "$ex")"
+        failures+=("bench $(basename "$ex") (cli_bench.log)")
     fi
 done
 
