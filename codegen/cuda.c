@@ -403,6 +403,8 @@ void cg_cuda_kernel_free(cg_cuda_kernel *k) {
     if (k->gemm) {
         cg_cuda_kernel_free(k->gemm->epilogue);
         free(k->gemm->epilogue);
+        cg_cuda_kernel_free(k->gemm->prologue);
+        free(k->gemm->prologue);
         free(k->gemm);
     }
     free(k->name);

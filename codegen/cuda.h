@@ -30,12 +30,24 @@ struct cg_cuda_kernel;
  * d_arg >= 0, D is that argument and the GEMM is the whole kernel;
  * otherwise D is scratch 0 of `epilogue`, a kernel launched next with the
  * same bufs that reads D (as dt) and computes and stores the kernel's
- * outputs. */
+ * outputs.
+ *
+ * A convolution is the same GEMM per image (A the weights, batch stride 0;
+ * B the image's im2col matrix; D the image's output channels x pixels).
+ * When b_arg < 0, B is not a buffer: `prologue`, launched first with the
+ * same bufs and one scratch pointer, writes it (col_bytes bytes, B(kk, j)
+ * at b_bs * z + b_rs * kk + b_cs * j) to the scratch region's start, and D
+ * (when the epilogue reads it) follows at d_off.  With d_f32, D is f32
+ * and not rounded: the epilogue adds what the library could not (a bias
+ * per row) and rounds once. */
 typedef struct cg_cuda_gemm {
     int dt; /* fusec_dtype of A, B, bias and D: f32, f16 or bf16 */
     int64_t m, n, k, batch;
-    int a_arg, b_arg, bias_arg, d_arg; /* bias_arg -1: none */
+    int a_arg, b_arg, bias_arg, d_arg; /* bias_arg -1: none; b_arg -1: the prologue's */
     int64_t a_rs, a_cs, a_bs, b_rs, b_cs, b_bs;
+    bool d_f32;
+    int64_t col_bytes, d_off;        /* scratch layout: B (prologue), then D */
+    struct cg_cuda_kernel *prologue; /* NULL unless b_arg < 0 */
     struct cg_cuda_kernel *epilogue; /* NULL when d_arg >= 0 */
 } cg_cuda_gemm;
 

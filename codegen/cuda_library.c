@@ -39,6 +39,11 @@
  * translation unit, the epilogue kernel, which reads the product from
  * scratch (one rounding to the dtype, as the tiled kernel does) and
  * evaluates the rest of the kernel there through the same evaluator.
+ * conv2d with groups of one gets a BLAS form too (conv_alt): per image,
+ * weights @ im2col matrix, the im2col matrix written to scratch by a
+ * prologue kernel (a 1x1, stride-1, unpadded conv reads the image
+ * itself); its bias, one per output channel, is added by the epilogue to
+ * an unrounded f32 product.
  *
  * Composite ops (softmax, layer_norm, sdpa, ...) are not generated: the
  * default pipeline decomposes them, and a plan made without decomposition
@@ -445,7 +450,8 @@ static int arg_of(const cg_cuda_kernel *k, int buf) {
  * writes the rounded product to scratch 0, and this kernel reads it at
  * each element of the library result and finishes the kernel there, as
  * the tiled GEMM's epilogue does in registers. */
-static bool gen_blas_epilogue(cg *g, const ir_node *L, const cg_cuda_kernel *main, cg_cuda_kernel *e) {
+static bool gen_blas_epilogue(cg *g, const ir_node *L, const cg_cuda_kernel *main, const cg_cuda_gemm *gm,
+                              const lib_opnd *rowbias, cg_cuda_kernel *e) {
     const ir_type *t = &L->out->type;
     ir_dtype dt = t->dtype;
     int64_t n = ir_type_numel(t);
@@ -455,7 +461,7 @@ static bool gen_blas_epilogue(cg *g, const ir_node *L, const cg_cuda_kernel *mai
     memcpy(e->bufs, main->bufs, sizeof(int) * (size_t)main->nbufs);
     e->nbufs = main->nbufs;
     e->nscratch = 1;
-    e->scratch_bytes[0] = n * (int64_t)ir_dtype_size(dt);
+    e->scratch_bytes[0] = n * (int64_t)(gm->d_f32 ? 4 : ir_dtype_size(dt));
     e->scratch_unzeroed = true;
     e->block[0] = CG_BLOCK;
     e->block[1] = e->block[2] = 1;
@@ -471,8 +477,16 @@ static bool gen_blas_epilogue(cg *g, const ir_node *L, const cg_cuda_kernel *mai
     cg_ix comps[IR_MAX_RANK];
     elem_loop_open(g, t, nm, comps);
     const char *lv = cg_fresh(g, "lib");
-    cg_line(g, "const %s %s = %s; /* %s, computed by the BLAS library */", cg_ctype(dt), lv,
-            cg_ld(g, dt, cg_strf(g, "((const %s *)scratch0)", cg_stype(dt)), "oi"), ir_op_get(L->op)->name);
+    if (!gm->d_f32) {
+        cg_line(g, "const %s %s = %s; /* %s, computed by the BLAS library */", cg_ctype(dt), lv,
+                cg_ld(g, dt, cg_strf(g, "((const %s *)scratch0)", cg_stype(dt)), "oi"), ir_op_get(L->op)->name);
+    } else {
+        /* D unrounded, in f32: add the bias of row (channel) comps[1], round once */
+        const char *acc = "((const float *)scratch0)[oi]";
+        if (rowbias) acc = cg_strf(g, "(%s + %s)", acc, ld(g, rowbias, cg_ix_str(g, &comps[1])));
+        cg_line(g, "const %s %s = %s; /* %s: the BLAS library's sum%s, rounded */", cg_ctype(dt), lv,
+                cg_round(g, dt, acc), ir_op_get(L->op)->name, rowbias ? " and the bias" : "");
+    }
     g->lib_expr = lv;
     bool ok = epilogue(g, comps, t->rank);
     elem_loop_close(g);
@@ -512,7 +526,7 @@ static bool gemm_alt(cg *g, const ir_node *L, cg_cuda_kernel *out) {
     if (!whole) {
         e = calloc(1, sizeof *e);
         if (!e) return cg_fail(g, NULL, "out of memory");
-        if (!gen_blas_epilogue(g, L, out, e)) {
+        if (!gen_blas_epilogue(g, L, out, &gm, NULL, e)) {
             cg_cuda_kernel_free(e);
             free(e);
             return false;
@@ -598,6 +612,120 @@ static bool gen_conv(cg *g, const ir_node *L, ir_str *body, unsigned grid[3], un
     };
     conv_ctx c = {.HO = HO, .WO = WO, .COG = COG};
     return gemm_core(g, &sp, L->out, conv_comps, &c, body, grid, block);
+}
+
+/* conv2d for a BLAS library: per image z, out[z] (CO x pixels) = W (CO x
+ * C*KH*KW) @ col[z] (C*KH*KW x pixels), col being the image itself for a
+ * 1x1 convolution with stride 1 and no padding and otherwise an im2col
+ * matrix that a prologue kernel writes to scratch.  Groups of one only;
+ * a bias (one per output channel: a row of D, which cuBLASLt's bias
+ * epilogue does not do) is added by the epilogue kernel to an f32 D. */
+static bool gen_im2col(cg *g, const lib_opnd *X, const ir_node *L, const cg_cuda_kernel *main, cg_cuda_kernel *e,
+                       int64_t total) {
+    const ir_type *ot = &L->out->type;
+    int64_t st[2], pd[2], dl[2];
+    attr_pair(L, "stride", NULL, st);
+    attr_pair(L, "padding", NULL, pd);
+    attr_pair(L, "dilation", NULL, dl);
+    const ir_value *w = L->in[1];
+    int64_t C = X->dim[1], H = X->dim[2], Wd = X->dim[3], KH = w->type.dim[2], KW = w->type.dim[3];
+    int64_t HO = ot->dim[2], WO = ot->dim[3], P = HO * WO, KK = C * KH * KW;
+    e->bufs = malloc(sizeof(int) * (size_t)(main->nbufs + 1));
+    e->name = cg_kernel_name(g, "_im2col");
+    if (!e->bufs || !e->name) return cg_fail(g, NULL, "out of memory");
+    memcpy(e->bufs, main->bufs, sizeof(int) * (size_t)main->nbufs);
+    e->nbufs = main->nbufs;
+    e->nscratch = 1;
+    e->scratch_bytes[0] = total * (int64_t)ir_dtype_size(X->dt);
+    e->scratch_unzeroed = true;
+    e->block[0] = CG_BLOCK;
+    e->block[1] = e->block[2] = 1;
+    e->grid[0] = cg_clamp_grid((total + CG_BLOCK - 1) / CG_BLOCK, 0x7fffffffu);
+    e->grid[1] = e->grid[2] = 1;
+    cg_reset(g);
+    ir_str body = {0}, ks = {0};
+    g->out = &body;
+    g->indent = 1;
+    const char *T = cg_stype(X->dt);
+    cg_line(g, "for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < %" PRId64
+               "LL; t += (long long)gridDim.x * blockDim.x) {", total);
+    g->indent++;
+    cg_line(g, "const idx_t i = (idx_t)t;");
+    cg_line(g, "const idx_t pix = i %% %" PRId64 ", kk = i / %" PRId64 " %% %" PRId64 ", img = i / %" PRId64 ";", P, P,
+            KK, P * KK);
+    cg_line(g, "const idx_t oh = pix / %" PRId64 ", ow = pix %% %" PRId64 ", ci = kk / %" PRId64 ", kh = kk / %" PRId64
+               " %% %" PRId64 ", kw = kk %% %" PRId64 ";", WO, WO, KH * KW, KW, KH, KW);
+    cg_line(g, "const idx_t ih = oh * %" PRId64 " - %" PRId64 " + kh * %" PRId64 ", iw = ow * %" PRId64 " - %" PRId64
+               " + kw * %" PRId64 ";", st[0], pd[0], dl[0], st[1], pd[1], dl[1]);
+    cg_line(g, "((%s *)scratch0)[i] = ih >= 0 && ih < %" PRId64 " && iw >= 0 && iw < %" PRId64
+               " ? b%d[((img * %" PRId64 " + ci) * %" PRId64 " + ih) * %" PRId64 " + iw] : (%s)0;",
+            T, H, Wd, X->buf, C, H, Wd, T);
+    g->indent--;
+    cg_line(g, "}");
+    bool ok = cg_kernel_entry(g, &ks, e->name, CG_BLOCK, e->bufs, e->nbufs, 1, &body, true);
+    if (ok) {
+        e->source = cg_assemble(g, "im2col for a convolution that a BLAS library computes, one thread per element", &ks);
+        ok = e->source != NULL;
+    }
+    ir_str_free(&ks);
+    return ok;
+}
+
+static bool contiguous(const lib_opnd *o) {
+    int64_t st = 1;
+    for (int d = o->rank - 1; d >= 0; d--) {
+        if (o->dim[d] != 1 && o->stride[d] != st) return false;
+        st *= o->dim[d];
+    }
+    return true;
+}
+
+static bool conv_alt(cg *g, const ir_node *L, cg_cuda_kernel *out) {
+    const plan_kernel *k = g->k;
+    ir_dtype dt = L->out->type.dtype;
+    if (dt != FUSEC_DTYPE_F32 && dt != FUSEC_DTYPE_F16 && dt != FUSEC_DTYPE_BF16) return true;
+    lib_opnd X, W, bias = {.buf = -1};
+    if (!get_operand(g, L, 0, &X) || !get_operand(g, L, 1, &W)) return false;
+    if (L->nin > 2 && !get_operand(g, L, 2, &bias)) return false;
+    if (X.dt != dt || W.dt != dt || (bias.buf >= 0 && bias.dt != dt)) return true;
+    if (ir_attr_i(L, "groups") > 1 || !contiguous(&X) || !contiguous(&W)) return true;
+    int64_t st[2], pd[2];
+    attr_pair(L, "stride", NULL, st);
+    attr_pair(L, "padding", NULL, pd);
+    const ir_type *ot = &L->out->type;
+    int64_t NI = X.dim[0], C = X.dim[1], HW = X.dim[2] * X.dim[3], CO = W.dim[0];
+    int64_t P = ot->dim[2] * ot->dim[3], KK = W.dim[1] * W.dim[2] * W.dim[3];
+    if (NI < 1 || CO < 1 || P < 1 || KK < 1 || W.dim[1] != C) return true;
+    bool direct = W.dim[2] == 1 && W.dim[3] == 1 && st[0] == 1 && st[1] == 1 && pd[0] == 0 && pd[1] == 0;
+    int64_t total = NI * KK * P;
+    if (!direct && total > ((int64_t)1 << 31) - ((int64_t)1 << 24)) return true;
+    cg_cuda_gemm gm = {.dt = dt, .m = CO, .n = P, .k = KK, .batch = NI,
+                       .a_rs = KK, .a_cs = 1, .a_bs = 0, .b_rs = P, .b_cs = 1,
+                       .b_bs = direct ? C * HW : KK * P, .bias_arg = -1, .d_f32 = bias.buf >= 0};
+    gm.a_arg = arg_of(out, W.buf);
+    gm.b_arg = direct ? arg_of(out, X.buf) : -1;
+    if (gm.a_arg < 0 || (direct && gm.b_arg < 0)) return true;
+    gm.col_bytes = direct ? 0 : total * (int64_t)ir_dtype_size(dt);
+    gm.d_off = (gm.col_bytes + 255) / 256 * 256;
+    bool whole = !gm.d_f32 && k->nout == 1 && g->p->bufs[k->out[0]].value == L->out;
+    gm.d_arg = whole ? arg_of(out, k->out[0]) : -1;
+    cg_cuda_kernel *e = whole ? NULL : calloc(1, sizeof *e), *pro = direct ? NULL : calloc(1, sizeof *pro);
+    bool ok = (whole || e) && (direct || pro);
+    if (!ok) cg_fail(g, NULL, "out of memory");
+    if (ok && e) ok = gen_blas_epilogue(g, L, out, &gm, bias.buf >= 0 ? &bias : NULL, e);
+    if (ok && pro) ok = gen_im2col(g, &X, L, out, pro, total);
+    gm.epilogue = e;
+    gm.prologue = pro;
+    out->gemm = ok ? malloc(sizeof *out->gemm) : NULL;
+    if (!out->gemm) {
+        cg_cuda_kernel_free(e);
+        free(e);
+        cg_cuda_kernel_free(pro);
+        free(pro);
+        return ok ? cg_fail(g, NULL, "out of memory") : false;
+    }
+    *out->gemm = gm;
+    return true;
 }
 
 /* ---- pools ------------------------------------------------------------------- */
@@ -747,5 +875,6 @@ bool cg_gen_library(cg *g, cg_cuda_kernel *out) {
     ir_str_free(&ks);
     if (ok && ir_type_numel(&L->out->type) > 0 && (L->op == IR_OP_MATMUL || L->op == IR_OP_LINEAR))
         ok = gemm_alt(g, L, out);
+    if (ok && ir_type_numel(&L->out->type) > 0 && L->op == IR_OP_CONV2D) ok = conv_alt(g, L, out);
     return ok;
 }

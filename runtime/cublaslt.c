@@ -23,7 +23,8 @@
  * column-major D), broadcast over the batch (bias batch stride 0).  The
  * accumulation is f32 (CUBLAS_COMPUTE_32F: no TF32 for f32 operands, which
  * is what the interpreter and PyTorch's default compute) and D is rounded
- * once, as the generated kernel does.
+ * once, as the generated kernel does; or D is f32, unrounded, when an
+ * epilogue kernel adds more before rounding (a convolution's bias).
  *
  * Algorithms.  The heuristic is asked twice per GEMM: once for the default
  * 256-byte pointer alignment (what the arena gives every buffer), once for
@@ -253,7 +254,8 @@ rt_blas *rt_blas_prepare(const cg_cuda_gemm *g, int64_t *workspace) {
     bool ok = BLAS_CHECK(NULL, lt.cublasLtMatmulDescCreate(&b->op, CUBLAS_COMPUTE_32F, CUDA_R_32F)) &&
               layout_of(t, g->k, g->n, g->b_rs, g->b_cs, g->batch, g->b_bs, &b->a, &ta) &&
               layout_of(t, g->m, g->k, g->a_rs, g->a_cs, g->batch, g->a_bs, &b->b, &tb) &&
-              layout_of(t, g->m, g->n, g->n, 1, g->batch, g->m * g->n, &b->dd, &(cublasOperation_t){0}) &&
+              layout_of(g->d_f32 ? CUDA_R_32F : t, g->m, g->n, g->n, 1, g->batch, g->m * g->n, &b->dd,
+                        &(cublasOperation_t){0}) &&
               BLAS_CHECK(NULL, lt.cublasLtMatmulDescSetAttribute(b->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta)) &&
               BLAS_CHECK(NULL, lt.cublasLtMatmulDescSetAttribute(b->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     if (ok && g->bias_arg >= 0) {
@@ -276,10 +278,19 @@ rt_blas *rt_blas_prepare(const cg_cuda_gemm *g, int64_t *workspace) {
 
 /* ---- running --------------------------------------------------------------------- */
 
+/* The prepared algorithm for these pointers: 0, 1, or -1 for none. */
+static int algo_for(const rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D) {
+    CUdeviceptr any = A | B | D | (b->bias ? bias : 0);
+    return any % 256 == 0 && b->have[0] ? 0 : any % 16 == 0 && b->have[1] ? 1 : -1;
+}
+
+bool rt_blas_fits(const rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D) {
+    return algo_for(b, A, B, bias, D) >= 0;
+}
+
 int rt_blas_run(rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D,
                 CUdeviceptr workspace, CUstream s, ir_diag *d) {
-    CUdeviceptr any = A | B | D | (b->bias ? bias : 0);
-    int which = any % 256 == 0 && b->have[0] ? 0 : any % 16 == 0 && b->have[1] ? 1 : -1;
+    int which = algo_for(b, A, B, bias, D);
     if (which < 0) return 0;
     static const float one = 1.0f, zero = 0.0f;
     void *dp = (void *)(uintptr_t)D, *bp = (void *)(uintptr_t)bias;

@@ -31,6 +31,9 @@ const char *rt_blas_summary(void);
 rt_blas *rt_blas_prepare(const cg_cuda_gemm *g, int64_t *workspace);
 void rt_blas_free(rt_blas *b);
 
+/* Whether some prepared algorithm takes these pointers (bias 0: none). */
+bool rt_blas_fits(const rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D);
+
 /* Queue the GEMM on s.  bias is 0 when the GEMM has none.  1: queued;
  * 0: these pointers are not aligned for any prepared algorithm (run the
  * generated kernel instead); -1: cuBLASLt failed (reported to d). */

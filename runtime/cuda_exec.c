@@ -114,15 +114,16 @@ typedef struct rt_kernel {
     int64_t scratch_size;   /* the room it needs there (the BLAS form's too) */
     int nlaunch;
     rt_launch *launch;
-    /* The kernel's GEMM through cuBLASLt (NULL: the launches above do it):
-     * its workspace at ws_off in the scratch region, its D at offset 0
-     * there when the epilogue launch `epi` follows (epi.fn NULL: the GEMM
-     * is the whole kernel).  `launch` stays for pointers cuBLASLt cannot
-     * take. */
+    /* The kernel's GEMM through cuBLASLt (NULL: the launches above do it).
+     * In the scratch region: B at offset 0 when the im2col launch `pro`
+     * writes it first (a convolution), D at d_off when the epilogue launch
+     * `epi` reads it (epi.fn NULL: the GEMM is the whole kernel), then the
+     * library's workspace at ws_off.  `launch` stays for pointers cuBLASLt
+     * cannot take. */
     rt_blas *blas;
     int blas_arg[4]; /* A, B, bias, D: indices into bufs, -1 none (D: scratch) */
-    int64_t ws_off;
-    rt_launch epi;
+    int64_t ws_off, d_off;
+    rt_launch epi, pro; /* pro.fn: B is written by an im2col prologue */
 } rt_kernel;
 
 typedef struct rt_exec {
@@ -306,14 +307,21 @@ static bool launch(const rt_cuda_module *m, const rt_kernel *kk, const rt_launch
 static int launch_blas(const rt_cuda_module *m, const rt_kernel *kk, rt_exec *x, CUdeviceptr scratch, CUstream s,
                        ir_diag *d) {
     const int *ar = kk->blas_arg; /* A, B, bias, D */
-    int r = rt_blas_run(kk->blas, x->args[ar[0]], x->args[ar[1]], ar[2] >= 0 ? x->args[ar[2]] : 0,
-                        ar[3] >= 0 ? x->args[ar[3]] : scratch, scratch + (CUdeviceptr)kk->ws_off, s, d);
+    CUdeviceptr D = ar[3] >= 0 ? x->args[ar[3]] : scratch + (CUdeviceptr)kk->d_off;
+    if (!rt_blas_fits(kk->blas, x->args[ar[0]], ar[1] >= 0 ? x->args[ar[1]] : scratch,
+                      ar[2] >= 0 ? x->args[ar[2]] : 0, D))
+        return 0;
+    /* the prologue writes B (im2col) at the scratch region's start */
+    x->args[kk->nbufs] = scratch;
+    if (kk->pro.fn && !launch(m, kk, &kk->pro, true, x, s, d)) return -1;
+    int r = rt_blas_run(kk->blas, x->args[ar[0]], ar[1] >= 0 ? x->args[ar[1]] : scratch,
+                        ar[2] >= 0 ? x->args[ar[2]] : 0, D, scratch + (CUdeviceptr)kk->ws_off, s, d);
     if (r <= 0) {
         if (r < 0) ir_error(d, (ir_loc){0}, "while running the GEMM of kernel %s of @%s", kk->name, gname(m));
-        return r;
+        return -1;
     }
     if (!kk->epi.fn) return 1;
-    x->args[kk->nbufs] = scratch;
+    x->args[kk->nbufs] = D;
     return launch(m, kk, &kk->epi, true, x, s, d) ? 1 : -1;
 }
 
@@ -1019,14 +1027,17 @@ static bool bind_kernel(rt_cuda_module *m, int k, const cg_cuda_kernel *cg, rt_b
         if (!bind_launch(&kk->launch[l], cg, n, bp, d)) return false;
     if (*blas) {
         const cg_cuda_gemm *g = cg->gemm;
-        const cg_cuda_kernel *e = g->epilogue;
+        const cg_cuda_kernel *e = g->epilogue, *pro = g->prologue;
         kk->blas = *blas;
         *blas = NULL;
         kk->blas_arg[0] = g->a_arg, kk->blas_arg[1] = g->b_arg;
         kk->blas_arg[2] = g->bias_arg, kk->blas_arg[3] = g->d_arg;
-        kk->ws_off = e ? align_up(e->scratch_bytes[0]) : 0;
+        /* scratch: B from the prologue, D for the epilogue, the workspace */
+        kk->d_off = align_up(g->col_bytes > g->d_off ? g->col_bytes : g->d_off);
+        kk->ws_off = align_up(kk->d_off + (e ? e->scratch_bytes[0] : 0));
         if (kk->scratch_size < kk->ws_off + ws) kk->scratch_size = kk->ws_off + ws;
         if (e && !bind_launch(&kk->epi, e, e, bp, d)) return false;
+        if (pro && !bind_launch(&kk->pro, pro, pro, bp, d)) return false;
     }
     return true;
 }
@@ -1078,7 +1089,7 @@ fusec_status rt_cuda_load(const plan *p, rt_kcache *cache, rt_cuda_module **out,
             m->ngemm++;
             blas[k] = rt_blas_prepare(cg[k].gemm, &ws[k]);
             m->nblas += blas[k] != NULL;
-            nlaunch += blas[k] && cg[k].gemm->epilogue;
+            nlaunch += blas[k] ? (cg[k].gemm->epilogue != NULL) + (cg[k].gemm->prologue != NULL) : 0;
         }
     }
     m->ms_gen = rt_cuda_now_ms() - t0;
@@ -1096,10 +1107,12 @@ fusec_status rt_cuda_load(const plan *p, rt_kcache *cache, rt_cuda_module **out,
                 st = FUSEC_ERR_INVALID;
                 goto done;
             }
-        const cg_cuda_kernel *e = blas[k] ? cg[k].gemm->epilogue : NULL;
-        if (e && !add_job(&bp, e->name, e->source, d)) {
-            st = FUSEC_ERR_INVALID;
-            goto done;
+        for (int j = 0; blas[k] && j < 2; j++) {
+            const cg_cuda_kernel *e = j ? cg[k].gemm->prologue : cg[k].gemm->epilogue;
+            if (e && !add_job(&bp, e->name, e->source, d)) {
+                st = FUSEC_ERR_INVALID;
+                goto done;
+            }
         }
     }
     double t1 = rt_cuda_now_ms();

@@ -86,11 +86,13 @@ static char *emu_source(const cg_cuda_kernel *ks, int n) {
         if (ks[i].next) ir_str_printf(&s, "extern \"C\" void fcemu_t%d_n(void **a) { fcemu_call(%s, a); }\n", i, ks[i].next->name);
         ir_str_puts(&s, "}\n");
         cgt_renames(&s, &ks[i], i, true);
-        const cg_cuda_kernel *e = cgt_epilogue(&ks[i]);
-        if (e) {
+        for (int j = 0; j < 2; j++) {
+            const cg_cuda_kernel *e = cgt_blas_part(&ks[i], j);
+            if (!e) continue;
+            char c = "ep"[j];
             cgt_renames(&s, e, i, false);
-            ir_str_printf(&s, "namespace fcq%de {\n%s\n", i, e->source);
-            ir_str_printf(&s, "extern \"C\" void fcemu_t%d_e(void **a) { fcemu_call(%s, a); }\n}\n", i, e->name);
+            ir_str_printf(&s, "namespace fcq%d%c {\n%s\n", i, c, e->source);
+            ir_str_printf(&s, "extern \"C\" void fcemu_t%d_%c(void **a) { fcemu_call(%s, a); }\n}\n", i, c, e->name);
             cgt_renames(&s, e, i, true);
         }
     }
@@ -104,36 +106,43 @@ static void *aligned(size_t bytes) {
     return p;
 }
 
-/* A kernel's BLAS form as a BLAS library would run it (a plain triple
- * loop in double, one rounding to the dtype), then its epilogue kernel. */
+/* Launch part c ('e' epilogue, 'p' prologue) of kernel k's BLAS form with
+ * the kernel's buffers and one scratch pointer. */
+static bool emu_part(const cg_cuda_kernel *e, int k, char c, void **args, void *scratch, void *so, launch_fn launch) {
+    void *eargs[80];
+    int na = 0;
+    for (int i = 0; i < e->nbufs && na < 72; i++) eargs[na++] = args[i];
+    eargs[na++] = scratch;
+    char sym[64];
+    snprintf(sym, sizeof sym, "fcemu_t%d_%c", k, c);
+    tramp_fn f = (tramp_fn)dlsym(so, sym);
+    return f && (!e->grid[0] || launch(f, eargs, e->grid, e->block) == 0);
+}
+
+/* A kernel's BLAS form as a BLAS library would run it (its prologue, a
+ * plain triple loop in double, one rounding to D's type), then its
+ * epilogue kernel. */
 static bool emu_gemm(const cg_cuda_kernel *kk, int k, void **args, void *so, launch_fn launch) {
     const cg_cuda_gemm *gm = kk->gemm;
-    size_t es = ir_dtype_size(gm->dt);
-    void *d = gm->d_arg >= 0 ? args[gm->d_arg] : aligned((size_t)(gm->batch * gm->m * gm->n) * es);
-    if (!d) return false;
-    const void *a = args[gm->a_arg], *b = args[gm->b_arg], *bias = gm->bias_arg >= 0 ? args[gm->bias_arg] : NULL;
-    for (int64_t z = 0; z < gm->batch; z++)
+    ir_dtype ddt = gm->d_f32 ? FUSEC_DTYPE_F32 : (ir_dtype)gm->dt;
+    size_t dbytes = (size_t)(gm->batch * gm->m * gm->n) * ir_dtype_size(ddt);
+    unsigned char *scratch = aligned((size_t)gm->d_off + dbytes);
+    if (!scratch) return false;
+    bool ok = !gm->prologue || emu_part(gm->prologue, k, 'p', args, scratch, so, launch);
+    void *d = gm->d_arg >= 0 ? args[gm->d_arg] : scratch + gm->d_off;
+    const void *a = args[gm->a_arg], *b = gm->b_arg >= 0 ? args[gm->b_arg] : scratch;
+    const void *bias = gm->bias_arg >= 0 ? args[gm->bias_arg] : NULL;
+    for (int64_t z = 0; ok && z < gm->batch; z++)
         for (int64_t i = 0; i < gm->m; i++)
             for (int64_t j = 0; j < gm->n; j++) {
                 double acc = bias ? ir_load_f(gm->dt, bias, j) : 0.0;
                 for (int64_t q = 0; q < gm->k; q++)
                     acc += ir_load_f(gm->dt, a, z * gm->a_bs + i * gm->a_rs + q * gm->a_cs) *
                            ir_load_f(gm->dt, b, z * gm->b_bs + q * gm->b_rs + j * gm->b_cs);
-                ir_store_f(gm->dt, d, (z * gm->m + i) * gm->n + j, acc);
+                ir_store_f(ddt, d, (z * gm->m + i) * gm->n + j, acc);
             }
-    bool ok = true;
-    const cg_cuda_kernel *e = gm->epilogue;
-    if (e) {
-        void *eargs[80];
-        int na = 0;
-        for (int i = 0; i < e->nbufs && na < 72; i++) eargs[na++] = args[i];
-        eargs[na++] = d;
-        char sym[64];
-        snprintf(sym, sizeof sym, "fcemu_t%d_e", k);
-        tramp_fn f = (tramp_fn)dlsym(so, sym);
-        ok = f && (!e->grid[0] || launch(f, eargs, e->grid, e->block) == 0);
-        free(d);
-    }
+    if (ok && gm->epilogue) ok = emu_part(gm->epilogue, k, 'e', args, d, so, launch);
+    free(scratch);
     return ok;
 }
 

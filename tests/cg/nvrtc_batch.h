@@ -49,9 +49,10 @@ static inline bool cgt_available(void) {
 #endif
 }
 
-/* The epilogue kernel of k's BLAS form, or NULL. */
-static inline const cg_cuda_kernel *cgt_epilogue(const cg_cuda_kernel *k) {
-    return k->gemm ? k->gemm->epilogue : NULL;
+/* The kernels of k's BLAS form: j 0 its epilogue, 1 its prologue; NULL
+ * where it has none. */
+static inline const cg_cuda_kernel *cgt_blas_part(const cg_cuda_kernel *k, int j) {
+    return !k->gemm ? NULL : j == 0 ? k->gemm->epilogue : k->gemm->prologue;
 }
 
 /* Append "#define NAME fcqI_NAME" for every entry point of k (or the
@@ -118,10 +119,11 @@ static inline int cgt_compile_batch(cgt_item *items, int n, const char *arch, co
         ir_str_puts(&s, items[i].k.source);
         ir_str_puts(&s, "\n} /* namespace */\n");
         cgt_renames(&s, &items[i].k, i, true);
-        const cg_cuda_kernel *e = cgt_epilogue(&items[i].k);
-        if (e) {
+        for (int j = 0; j < 2; j++) {
+            const cg_cuda_kernel *e = cgt_blas_part(&items[i].k, j);
+            if (!e) continue;
             cgt_renames(&s, e, i, false);
-            ir_str_printf(&s, "namespace fcq%de {\n%s\n} /* namespace */\n", i, e->source);
+            ir_str_printf(&s, "namespace fcq%d%c {\n%s\n} /* namespace */\n", i, "ep"[j], e->source);
             cgt_renames(&s, e, i, true);
         }
     }
@@ -132,8 +134,8 @@ static inline int cgt_compile_batch(cgt_item *items, int n, const char *arch, co
     if (ok) return 0;
     int bad = 0;
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < 2; j++) {
-            const cg_cuda_kernel *k = j ? cgt_epilogue(&items[i].k) : &items[i].k;
+        for (int j = 0; j < 3; j++) {
+            const cg_cuda_kernel *k = j ? cgt_blas_part(&items[i].k, j - 1) : &items[i].k;
             if (!k || cgt_compile_src(k->source, arch, extra, &log)) continue;
             bad++;
             if (report)

@@ -779,24 +779,28 @@ out:
 
 /* GEMMs through cuBLASLt: a linear with bias and an epilogue, a batched
  * matmul with a broadcast operand, a transposed operand, a bf16 GEMM that
- * is its kernel's whole output; host runs, then device runs whose pointers
+ * is its kernel's whole output, a 3x3 convolution with a bias (im2col,
+ * f32 D, the bias in the epilogue) and a 1x1 one (the image is B); host runs, then device runs whose pointers
  * are 256-byte aligned, 16-byte aligned (cuBLASLt's second algorithm) and
  * only element aligned (fusec's own kernel), each against the interpreter.
  * With FUSEC_CUBLASLT=0 the same runs check that nothing goes to it. */
 static void group_blas(void) {
     static const char *const text =
         "func @blas(%x: f32[96, 80], %w: f32[48, 80], %bias: f32[48], %a: f32[4, 40, 24], %b: f32[24, 56],\n"
-        "           %p: bf16[64, 72], %q: bf16[72, 40])\n"
-        "    -> (f32[96, 48], f32[4, 40, 56], f32[80, 48], bf16[64, 40]) {\n"
+        "           %p: bf16[64, 72], %q: bf16[72, 40], %cx: bf16[2, 8, 10, 10], %cw: bf16[12, 8, 3, 3],\n"
+        "           %cb: bf16[12], %cw1: bf16[6, 12, 1, 1])\n"
+        "    -> (f32[96, 48], f32[4, 40, 56], f32[80, 48], bf16[64, 40], bf16[2, 6, 10, 10]) {\n"
         "  %l = linear(%x, %w, %bias)\n"
         "  %g = gelu(%l)\n"
         "  %m = matmul(%a, %b)\n"
         "  %xt = transpose(%x) {dim0 = 0, dim1 = 1}\n"
         "  %t = matmul(%xt, %g)\n"
         "  %pq = matmul(%p, %q)\n"
-        "  return %g, %m, %t, %pq\n"
+        "  %c = conv2d(%cx, %cw, %cb) {padding = [1, 1]}\n"
+        "  %c1 = conv2d(%c, %cw1)\n"
+        "  return %g, %m, %t, %pq, %c1\n"
         "}\n";
-    enum { NI = 7, NO = 4 };
+    enum { NI = 11, NO = 5 };
     fusec_graph *g = parse(text, "blas.ir");
     if (!g) return;
     fusec_module *m = NULL;
@@ -812,8 +816,8 @@ static void group_blas(void) {
     char *desc = fusec_module_describe(m);
     const char *env = getenv("FUSEC_CUBLASLT");
     bool off = env && strcmp(env, "0") == 0;
-    if (off) EXPECT(has(desc, "0 of 4 GEMMs through cuBLASLt off"));
-    else EXPECT(has(desc, "4 of 4 GEMMs through cuBLASLt 1"));
+    if (off) EXPECT(has(desc, "0 of 6 GEMMs through cuBLASLt off"));
+    else EXPECT(has(desc, "6 of 6 GEMMs through cuBLASLt 1"));
     if (opt.verbose || !has(desc, "GEMMs through")) {
         pthread_mutex_lock(&print_mu);
         printf("%s", desc ? desc : "(no description)\n");
