@@ -14,8 +14,10 @@
  * warps, broadcast to every thread: fc_block_reduce), and is finished into
  * a per-row variable that later stages and the epilogue read.  Float sums,
  * means and products accumulate in double (the interpreter accumulates in
- * double too); max/min let NaN win; argmax/argmin keep the first index on
- * ties and let the first NaN win; var is two-pass like the interpreter
+ * double too; sums and means of a row kernel with only f16/bf16 outputs in
+ * float: narrow_sums says why); max/min let NaN win; argmax/argmin keep
+ * the first index on ties and let the first NaN win; var is two-pass like
+ * the interpreter
  * (a mean, then squared deviations); integer sums and products wrap in
  * int64.  Every combine is commutative and done in a fixed order, so
  * results are deterministic - no atomics.
@@ -667,6 +669,27 @@ static bool split_finish(cg *g, rk *r, ir_str *ks, const char *name, const int *
 
 /* ---- the kernel ----------------------------------------------------------- */
 
+/* Float sums and means of a row kernel whose every output is f16 or bf16
+ * accumulate in float instead of double: over rows of up to 2^22
+ * elements (at most rowlen / T + log2 T additions in sequence) the float
+ * sum's relative error stays under 2^-12, far inside the half ulp (2^-9
+ * for bf16) that the rounded outputs keep, and a widening conversion plus
+ * a double add per element is what made 16-bit softmaxes and norms
+ * compute-bound. */
+static void narrow_sums(const cg *g, rk *r) {
+    const plan_kernel *k = g->k;
+    if (r->mode != RM_ROW || r->rowlen > ((int64_t)1 << 22)) return;
+    for (int o = 0; o < k->nout; o++) {
+        ir_dtype dt = g->p->bufs[k->out[o]].value->type.dtype;
+        if (dt != FUSEC_DTYPE_F16 && dt != FUSEC_DTYPE_BF16) return;
+    }
+    for (int i = 0; i < r->nreds; i++) {
+        red_info *ri = &r->reds[i];
+        if ((ri->n->op == IR_OP_SUM || ri->n->op == IR_OP_MEAN) && ri->isf && ri->xdt != FUSEC_DTYPE_F64)
+            ri->acc_t = "float";
+    }
+}
+
 static void choose_shape(cg *g, rk *r) {
     const plan_kernel *k = g->k;
     bool trailing = true, seen_red = false;
@@ -731,6 +754,7 @@ static void choose_shape(cg *g, rk *r) {
     }
     r->CH = (int)((r->nvec + r->T - 1) / r->T);
     r->persistent = r->CH <= MAX_CHUNKS && (int64_t)maxes * r->rowlen <= PERSIST_BYTES;
+    narrow_sums(g, r);
 }
 
 bool cg_gen_reduce(cg *g, cg_cuda_kernel *out) {
