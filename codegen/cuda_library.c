@@ -446,6 +446,27 @@ static int arg_of(const cg_cuda_kernel *k, int buf) {
     return -1;
 }
 
+/* The frame of a kernel that runs beside a BLAS GEMM (its epilogue or
+ * prologue): main's buffers and one scratch pointer (of `bytes`, written
+ * before it is read), one thread per element of n, name main's + suffix. */
+static bool blas_part(cg *g, const cg_cuda_kernel *main, const char *suffix, int64_t bytes, int64_t n,
+                      cg_cuda_kernel *e) {
+    e->bufs = malloc(sizeof(int) * (size_t)(main->nbufs + 1));
+    e->name = cg_kernel_name(g, suffix);
+    if (!e->bufs || !e->name) return cg_fail(g, NULL, "out of memory");
+    memcpy(e->bufs, main->bufs, sizeof(int) * (size_t)main->nbufs);
+    e->nbufs = main->nbufs;
+    e->nscratch = 1;
+    e->scratch_bytes[0] = bytes;
+    e->scratch_unzeroed = true;
+    e->block[0] = CG_BLOCK;
+    e->block[1] = e->block[2] = 1;
+    e->grid[0] = cg_clamp_grid((n + CG_BLOCK - 1) / CG_BLOCK, 0x7fffffffu);
+    e->grid[1] = e->grid[2] = 1;
+    cg_reset(g);
+    return true;
+}
+
 /* The kernel `main` again, with the GEMM left to a library: the library
  * writes the rounded product to scratch 0, and this kernel reads it at
  * each element of the library result and finishes the kernel there, as
@@ -455,19 +476,7 @@ static bool gen_blas_epilogue(cg *g, const ir_node *L, const cg_cuda_kernel *mai
     const ir_type *t = &L->out->type;
     ir_dtype dt = t->dtype;
     int64_t n = ir_type_numel(t);
-    e->bufs = malloc(sizeof(int) * (size_t)(main->nbufs + 1));
-    e->name = cg_kernel_name(g, "_blas_epilogue");
-    if (!e->bufs || !e->name) return cg_fail(g, NULL, "out of memory");
-    memcpy(e->bufs, main->bufs, sizeof(int) * (size_t)main->nbufs);
-    e->nbufs = main->nbufs;
-    e->nscratch = 1;
-    e->scratch_bytes[0] = n * (int64_t)(gm->d_f32 ? 4 : ir_dtype_size(dt));
-    e->scratch_unzeroed = true;
-    e->block[0] = CG_BLOCK;
-    e->block[1] = e->block[2] = 1;
-    e->grid[0] = cg_clamp_grid((n + CG_BLOCK - 1) / CG_BLOCK, 0x7fffffffu);
-    e->grid[1] = e->grid[2] = 1;
-    cg_reset(g);
+    if (!blas_part(g, main, "_blas_epilogue", n * (int64_t)(gm->d_f32 ? 4 : ir_dtype_size(dt)), n, e)) return false;
     g->vec = 1;
     g->lib = L->out;
     ir_str body = {0}, ks = {0};
@@ -630,19 +639,7 @@ static bool gen_im2col(cg *g, const lib_opnd *X, const ir_node *L, const cg_cuda
     const ir_value *w = L->in[1];
     int64_t C = X->dim[1], H = X->dim[2], Wd = X->dim[3], KH = w->type.dim[2], KW = w->type.dim[3];
     int64_t HO = ot->dim[2], WO = ot->dim[3], P = HO * WO, KK = C * KH * KW;
-    e->bufs = malloc(sizeof(int) * (size_t)(main->nbufs + 1));
-    e->name = cg_kernel_name(g, "_im2col");
-    if (!e->bufs || !e->name) return cg_fail(g, NULL, "out of memory");
-    memcpy(e->bufs, main->bufs, sizeof(int) * (size_t)main->nbufs);
-    e->nbufs = main->nbufs;
-    e->nscratch = 1;
-    e->scratch_bytes[0] = total * (int64_t)ir_dtype_size(X->dt);
-    e->scratch_unzeroed = true;
-    e->block[0] = CG_BLOCK;
-    e->block[1] = e->block[2] = 1;
-    e->grid[0] = cg_clamp_grid((total + CG_BLOCK - 1) / CG_BLOCK, 0x7fffffffu);
-    e->grid[1] = e->grid[2] = 1;
-    cg_reset(g);
+    if (!blas_part(g, main, "_im2col", total * (int64_t)ir_dtype_size(X->dt), total, e)) return false;
     ir_str body = {0}, ks = {0};
     g->out = &body;
     g->indent = 1;

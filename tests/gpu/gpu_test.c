@@ -707,6 +707,25 @@ out:
 
 /* ---- misaligned ----------------------------------------------------------------------- */
 
+/* Parse text, compile it for CUDA (*m) and run it on the interpreter on
+ * seeded inputs (*in, *ref); failures are recorded, and the caller checks
+ * *m and *ref before going on. */
+static fusec_graph *compile_with_ref(const char *text, const char *name, uint64_t seed, fusec_module **m,
+                                     fusec_tensor **in, fusec_tensor **ref) {
+    *m = NULL;
+    *in = *ref = NULL;
+    fusec_graph *g = parse(text, name);
+    if (!g) return NULL;
+    char *err = NULL;
+    EXPECT_ST(fusec_compile(g, FUSEC_BACKEND_CUDA, m, &err), FUSEC_OK, err);
+    fusec_free(err);
+    err = NULL;
+    *in = make_inputs(g, seed, false);
+    EXPECT_ST(run_backend(g, FUSEC_BACKEND_INTERP, *in, ref, &err), FUSEC_OK, err);
+    fusec_free(err);
+    return g;
+}
+
 static void group_misaligned(void) {
     static const char *const text =
         "func @mis(%x: f32[256, 64], %y: f32[64], %h: f16[256, 64])\n"
@@ -718,17 +737,11 @@ static void group_misaligned(void) {
         "  %s = softmax(%x) {axis = -1}\n"
         "  return %b, %hh, %r, %s\n"
         "}\n";
-    fusec_graph *g = parse(text, "mis.ir");
+    fusec_module *m;
+    fusec_tensor *in, *ref;
+    fusec_graph *g = compile_with_ref(text, "mis.ir", 5, &m, &in, &ref);
     if (!g) return;
-    fusec_module *m = NULL;
     char *err = NULL;
-    EXPECT_ST(fusec_compile(g, FUSEC_BACKEND_CUDA, &m, &err), FUSEC_OK, err);
-    fusec_free(err);
-    err = NULL;
-    fusec_tensor *in = make_inputs(g, 5, false), *ref = NULL;
-    EXPECT_ST(run_backend(g, FUSEC_BACKEND_INTERP, in, &ref, &err), FUSEC_OK, err);
-    fusec_free(err);
-    err = NULL;
     if (!m || !ref) goto out;
     /* offsets in elements: aligned, then every input and output off by one
      * element, then only the f16 input off */
@@ -801,17 +814,11 @@ static void group_blas(void) {
         "  return %g, %m, %t, %pq, %c1\n"
         "}\n";
     enum { NI = 11, NO = 5 };
-    fusec_graph *g = parse(text, "blas.ir");
+    fusec_module *m;
+    fusec_tensor *in, *ref, got[NO];
+    fusec_graph *g = compile_with_ref(text, "blas.ir", 11, &m, &in, &ref);
     if (!g) return;
-    fusec_module *m = NULL;
     char *err = NULL;
-    EXPECT_ST(fusec_compile(g, FUSEC_BACKEND_CUDA, &m, &err), FUSEC_OK, err);
-    fusec_free(err);
-    err = NULL;
-    fusec_tensor *in = make_inputs(g, 11, false), *ref = NULL, got[NO];
-    EXPECT_ST(run_backend(g, FUSEC_BACKEND_INTERP, in, &ref, &err), FUSEC_OK, err);
-    fusec_free(err);
-    err = NULL;
     if (!m || !ref) goto out;
     char *desc = fusec_module_describe(m);
     const char *env = getenv("FUSEC_CUBLASLT");
