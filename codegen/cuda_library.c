@@ -160,11 +160,8 @@ typedef struct gemm_spec {
     int64_t M, N, K, batch;
     bool dbl;
     const char *zpre, *a_pre, *a_ok, *a_val, *b_val, *bias;
-    bool a_kfast, b_nfast;
-    /* a_ok can fail for an element inside the problem (conv padding):
-     * such an A element must contribute nothing, not 0 * B (an inf or NaN
-     * weight would make it NaN, where the interpreter skips the tap) */
-    bool mask_a;
+    bool a_kfast, b_nfast; /* an A element that fails a_ok (conv padding) reads 0, and 0 * an
+                              inf or NaN weight is NaN, as in PyTorch's zero padding */
 } gemm_spec;
 
 /* Output coordinates of element (m, n) of batch z (variables mv, nv, zv). */
@@ -193,7 +190,6 @@ static bool gemm_core(cg *g, const gemm_spec *sp, const ir_value *res, gemm_comp
             M, N, M, K, K, N, sp->batch, BM, BM, TM, TM);
     cg_line(g, "__shared__ %s As[%d][%d + 1];", T, BK, BM);
     cg_line(g, "__shared__ %s Bs[%d][%d + 1];", T, BK, BM);
-    if (sp->mask_a) cg_line(g, "__shared__ bool Av[%d][%d]; /* A element inside the input (not padding) */", BK, BM);
     cg_line(g, "const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;");
     cg_line(g, "for (long long zb = blockIdx.y; zb < %" PRId64 "LL; zb += gridDim.y) {", sp->batch);
     g->indent++;
@@ -211,7 +207,6 @@ static bool gemm_core(cg *g, const gemm_spec *sp, const ir_value *res, gemm_comp
     cg_line(g, "    for (int j = 0; j < %d; j++) acc[i][j] = 0;", TM);
     cg_line(g, "for (idx_t k0 = 0; k0 < %" PRId64 "; k0 += %d) {", K, BK);
     g->indent++;
-    if (sp->mask_a) cg_line(g, "int nonfinite = 0; /* in this thread's part of the B tile */");
     cg_line(g, "#pragma unroll");
     cg_line(g, "for (int r = 0; r < %d; r++) { /* the A tile, the contiguous dim fastest */", PER);
     g->indent++;
@@ -220,15 +215,8 @@ static bool gemm_core(cg *g, const gemm_spec *sp, const ir_value *res, gemm_comp
     else cg_line(g, "const int mm = l %% %d, kk = l / %d;", BM, BM);
     cg_line(g, "const idx_t m = m0 + mm, k = k0 + kk;");
     if (sp->a_pre) cg_line(g, "%s", sp->a_pre);
-    if (sp->mask_a) {
-        cg_line(g, "const bool inside = m < %" PRId64 " && k < %" PRId64 "%s%s;", M, K, sp->a_ok ? " && " : "",
-                sp->a_ok ? sp->a_ok : "");
-        cg_line(g, "As[kk][mm] = inside ? (%s)%s : (%s)0;", T, sp->a_val, T);
-        cg_line(g, "Av[kk][mm] = inside;");
-    } else {
-        cg_line(g, "As[kk][mm] = (m < %" PRId64 " && k < %" PRId64 "%s%s) ? (%s)%s : (%s)0;", M, K,
-                sp->a_ok ? " && " : "", sp->a_ok ? sp->a_ok : "", T, sp->a_val, T);
-    }
+    cg_line(g, "As[kk][mm] = (m < %" PRId64 " && k < %" PRId64 "%s%s) ? (%s)%s : (%s)0;", M, K,
+            sp->a_ok ? " && " : "", sp->a_ok ? sp->a_ok : "", T, sp->a_val, T);
     g->indent--;
     cg_line(g, "}");
     cg_line(g, "#pragma unroll");
@@ -238,30 +226,10 @@ static bool gemm_core(cg *g, const gemm_spec *sp, const ir_value *res, gemm_comp
     if (sp->b_nfast) cg_line(g, "const int nn = l %% %d, kb = l / %d;", BM, BM);
     else cg_line(g, "const int kb = l %% %d, nn = l / %d;", BK, BK);
     cg_line(g, "const idx_t n = n0 + nn, kq = k0 + kb;");
-    if (sp->mask_a) {
-        cg_line(g, "const %s bv = (n < %" PRId64 " && kq < %" PRId64 ") ? (%s)%s : (%s)0;", T, N, K, T, sp->b_val, T);
-        cg_line(g, "Bs[kb][nn] = bv;");
-        cg_line(g, "nonfinite |= !(bv - bv == 0);");
-    } else {
-        cg_line(g, "Bs[kb][nn] = (n < %" PRId64 " && kq < %" PRId64 ") ? (%s)%s : (%s)0;", N, K, T, sp->b_val, T);
-    }
+    cg_line(g, "Bs[kb][nn] = (n < %" PRId64 " && kq < %" PRId64 ") ? (%s)%s : (%s)0;", N, K, T, sp->b_val, T);
     g->indent--;
     cg_line(g, "}");
-    if (sp->mask_a) {
-        /* the usual loop, unless a weight of this slice is inf or NaN: then
-         * padded taps are skipped one by one (a block-uniform branch) */
-        cg_line(g, "if (__syncthreads_or(nonfinite)) {");
-        cg_line(g, "    for (int kk = 0; kk < %d; kk++)", BK);
-        cg_line(g, "        for (int i = 0; i < %d; i++)", TM);
-        cg_line(g, "            for (int j = 0; j < %d; j++)", TM);
-        cg_line(g, "                if (Av[kk][ty * %d + i]) acc[i][j] = %s(As[kk][ty * %d + i], Bs[kk][tx * %d + j], acc[i][j]);",
-                TM, sp->dbl ? "fma" : "fmaf", TM, TM);
-        cg_line(g, "    __syncthreads();");
-        cg_line(g, "    continue;");
-        cg_line(g, "}");
-    } else {
-        cg_line(g, "__syncthreads();");
-    }
+    cg_line(g, "__syncthreads();");
     cg_line(g, "#pragma unroll");
     cg_line(g, "for (int kk = 0; kk < %d; kk++) {", BK);
     cg_line(g, "    %s a[%d], b[%d];", T, TM, TM);
@@ -617,7 +585,6 @@ static bool gen_conv(cg *g, const ir_node *L, ir_str *body, unsigned grid[3], un
         .bias = bias.buf >= 0 ? ld(g, &bias, cg_strf(g, "z * %" PRId64 " + n", COG)) : NULL,
         .a_kfast = false, /* neighbouring pixels are (mostly) neighbours in memory */
         .b_nfast = false,
-        .mask_a = pd[0] > 0 || pd[1] > 0,
     };
     conv_ctx c = {.HO = HO, .WO = WO, .COG = COG};
     return gemm_core(g, &sp, L->out, conv_comps, &c, body, grid, block);

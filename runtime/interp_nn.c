@@ -439,16 +439,18 @@ bool rt_k_conv2d(const ir_node *n, const fusec_tensor *in, fusec_tensor *out, ir
             double bv = bias ? ir_load_f(bias->dtype, bias->data, co) : 0;
             for (int64_t oh = 0; oh < HO; oh++)
                 for (int64_t ow = 0; ow < WO; ow++, e++) {
+                    /* A tap in the padding multiplies a zero, as PyTorch's zero
+                     * padding does: an inf or NaN weight there gives NaN. */
                     double acc = 0;
                     for (int64_t ci = 0; ci < CG; ci++)
                         for (int64_t kh = 0; kh < KH; kh++) {
                             int64_t ih = oh * st[0] - pd[0] + kh * dl[0];
-                            if (ih < 0 || ih >= H) continue;
-                            const double *xrow = X + ((b * C + c0 + ci) * H + ih) * W;
+                            bool hin = ih >= 0 && ih < H;
+                            const double *xrow = hin ? X + ((b * C + c0 + ci) * H + ih) * W : NULL;
                             const double *wrow = Wt + ((co * CG + ci) * KH + kh) * KW;
                             for (int64_t kw = 0; kw < KW; kw++) {
                                 int64_t iw = ow * st[1] - pd[1] + kw * dl[1];
-                                if (iw >= 0 && iw < W) acc += xrow[iw] * wrow[kw];
+                                acc += (hin && iw >= 0 && iw < W ? xrow[iw] : 0.0) * wrow[kw];
                             }
                         }
                     ir_store_f(out->dtype, out->data, e, acc + bv);
