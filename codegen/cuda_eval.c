@@ -500,13 +500,16 @@ static bool eval_elementwise(cg *g, const ir_node *n, const cg_at *at, const cha
      * tolerance in ill-conditioned graphs (a row masked with -10000 in f16
      * becomes uniform only after rounding). */
     bool exact = ew_exact(n, ir_dtype_is_float(e.in_dtype));
+    /* a cast to bf16 from a type held in float is a rounding, paired too */
+    bool bf16_cast = n->op == IR_OP_CAST && ot->dtype == FUSEC_DTYPE_BF16 &&
+                     (e.in_dtype == FUSEC_DTYPE_F32 || e.in_dtype == FUSEC_DTYPE_F16);
     for (int l = 0; l < at->nl; l++) {
         const char *xl[3] = {x[0][l], n->nin > 1 ? x[1][l] : NULL, n->nin > 2 ? x[2][l] : NULL};
-        expr[l] = ew_expr(g, n, &e, xl);
+        expr[l] = bf16_cast ? (char *)xl[0] : ew_expr(g, n, &e, xl);
         if (!expr[l]) return cg_fail(g, n, "op %s is not supported by the cuda backend", ir_op_get(n->op)->name);
         if (!exact && ot->dtype != FUSEC_DTYPE_BF16) expr[l] = cg_round(g, ot->dtype, expr[l]);
     }
-    if (!exact && ot->dtype == FUSEC_DTYPE_BF16) emit_lanes_bf16(g, n->out, at, expr, names);
+    if ((!exact || bf16_cast) && ot->dtype == FUSEC_DTYPE_BF16) emit_lanes_bf16(g, n->out, at, expr, names);
     else emit_lanes(g, n->out, at, expr, names);
     return g->ok;
 }
@@ -858,8 +861,11 @@ static bool eval_movement(cg *g, const ir_node *n, const cg_at *at, const char *
             int64_t lo, hi;
             cg_ix_range(g, &dif, &lo, &hi);
             bool always = upper ? lo >= diag : hi <= diag, never = upper ? hi < diag : lo > diag;
-            keep[l] = always ? "1" : never ? "0" : cg_strf(g, "%s %s %" PRId64 "LL", cg_ix_str(g, &dif),
-                                                          upper ? ">=" : "<=", diag);
+            /* compared in idx_t where everything fits 32 bits (a 64-bit
+             * compare per element costs a causal softmax real time) */
+            bool narrow = lo >= INT32_MIN && hi <= INT32_MAX && diag >= INT32_MIN && diag <= INT32_MAX;
+            keep[l] = always ? "1" : never ? "0" : cg_strf(g, "%s %s %" PRId64 "%s", cg_ix_str(g, &dif),
+                                                          upper ? ">=" : "<=", diag, narrow ? "" : "LL");
             if (at->nl == 1 && loads && !always) sub->pred[l] = cg_pred_and(g, at->pred[l], keep[l]);
         }
         const char *xv[CG_MAX_LANES];
