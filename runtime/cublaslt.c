@@ -2,7 +2,8 @@
  * cublaslt.c - GEMMs through cuBLASLt.
  *
  * Loading.  libcublasLt is opened with dlopen at the first plan that has a
- * GEMM, like the driver: a fusec binary never needs it to start, and a
+ * GEMM of at least RT_BLAS_MIN_FLOP (every GEMM with FUSEC_CUBLASLT=1),
+ * like the driver: a fusec binary never needs it to start, and a
  * machine without it runs every GEMM on fusec's own kernels.  The library
  * tried first is $FUSEC_CUBLASLT when that is a path ("0" turns cuBLASLt
  * off), then the toolkit fusec was built against (its lib directory, baked
@@ -37,6 +38,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,12 @@
 #include "runtime/cublaslt.h"
 
 #define RT_BLAS_WORKSPACE (32 << 20)
+/* The smallest GEMM (2 m n k batch flops) sent to cuBLASLt by default.
+ * Opening the library costs about 200 ms once per process (measured on
+ * the H100 machine: a warm-cache compile of examples/gpt2_attention.ir
+ * went from 5 to 222 ms), and a small GEMM runs about as fast on fusec's
+ * own kernel, its epilogue fused; FUSEC_CUBLASLT=1 sends every GEMM. */
+#define RT_BLAS_MIN_FLOP (1LL << 26)
 
 #define RT_BLAS_FUNCS(X)                                                                    \
     X(cublasLtGetVersion) X(cublasLtGetStatusName) X(cublasLtGetStatusString)              \
@@ -66,6 +74,7 @@ static struct {
 #undef RT_BLAS_FIELD_
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static atomic_bool opened; /* init_once has run */
 static bool usable;
 static cublasLtHandle_t handle;
 static char summary[512];
@@ -88,7 +97,7 @@ static void *open_lib(char *tried, size_t cap, const char **which) {
     snprintf(soname, sizeof soname, "libcublasLt.so.%d", CUBLAS_VER_MAJOR);
     const char *cand[3];
     int n = 0;
-    if (env && *env) cand[n++] = env;
+    if (env && *env && strcmp(env, "1") != 0) cand[n++] = env;
 #ifdef FUSEC_CUDA_LIBDIR
     static char baked[512];
     snprintf(baked, sizeof baked, "%s/%s", FUSEC_CUDA_LIBDIR, soname);
@@ -111,6 +120,7 @@ static void *open_lib(char *tried, size_t cap, const char **which) {
 }
 
 static void init_once(void) {
+    atomic_store(&opened, true);
     const char *env = getenv("FUSEC_CUBLASLT");
     if (env && strcmp(env, "0") == 0) {
         snprintf(summary, sizeof summary, "cuBLASLt off (FUSEC_CUBLASLT=0): GEMMs run on fusec's kernels");
@@ -166,8 +176,20 @@ bool rt_blas_init(void) {
 }
 
 const char *rt_blas_summary(void) {
+    const char *env = getenv("FUSEC_CUBLASLT");
+    bool off = env && strcmp(env, "0") == 0; /* init_once opens nothing then */
+    if (!off && !atomic_load(&opened))
+        return "fusec's kernels (cuBLASLt not opened: it takes GEMMs of 2^26 flops or more, or every GEMM with "
+               "FUSEC_CUBLASLT=1)";
     pthread_once(&once, init_once);
     return summary;
+}
+
+bool rt_blas_wanted(const cg_cuda_gemm *g) {
+    const char *env = getenv("FUSEC_CUBLASLT");
+    if (env && strcmp(env, "0") == 0) return false;
+    if (env && strcmp(env, "1") == 0) return true;
+    return 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch >= (double)RT_BLAS_MIN_FLOP;
 }
 
 /* ---- preparing --------------------------------------------------------------- */
@@ -241,7 +263,7 @@ static bool pick(rt_blas *b, uint32_t align, cublasLtMatmulAlgo_t *algo, size_t 
 
 rt_blas *rt_blas_prepare(const cg_cuda_gemm *g, int64_t *workspace) {
     *workspace = 0;
-    if (!rt_blas_init()) return NULL;
+    if (!rt_blas_wanted(g) || !rt_blas_init()) return NULL;
     cudaDataType_t t = g->dt == FUSEC_DTYPE_F32 ? CUDA_R_32F : g->dt == FUSEC_DTYPE_F16 ? CUDA_R_16F
                        : g->dt == FUSEC_DTYPE_BF16                                    ? CUDA_R_16BF
                                                                                       : (cudaDataType_t)-1;

@@ -22,8 +22,13 @@ typedef struct rt_blas rt_blas;
  * a different major version than the headers fusec was built with, or a
  * failed handle creation; rt_blas_summary() says which. */
 bool rt_blas_init(void);
-/* "cuBLASLt 13.0.2 (libcublasLt.so.13)" or "cuBLASLt off: <why>". */
+/* "cuBLASLt 13.0.2 (libcublasLt.so.13)", "cuBLASLt off: <why>", or, when
+ * nothing has opened it, what runs the GEMMs instead (never opens it). */
 const char *rt_blas_summary(void);
+
+/* Whether g goes to cuBLASLt: FUSEC_CUBLASLT=0 never, =1 always, else
+ * when it is large enough to pay for opening the library. */
+bool rt_blas_wanted(const cg_cuda_gemm *g);
 
 /* A prepared GEMM, or NULL where cuBLASLt has no algorithm for it (or
  * preparing failed; either way the generated kernel is used).  *workspace

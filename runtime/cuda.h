@@ -23,9 +23,11 @@
  *   FUSEC_CUDA_GRAPHS              0: never replay CUDA graphs; 1: capture at the
  *                                  first run; default: capture when a run repeats
  *                                  the previous run's pointers
- *   FUSEC_CUBLASLT                 0: run GEMMs on fusec's own kernels; a path: the
- *                                  libcublasLt to dlopen (default: the toolkit's,
- *                                  then libcublasLt.so.<major>; runtime/cublaslt.c)
+ *   FUSEC_CUBLASLT                 0: run GEMMs on fusec's own kernels; 1: every GEMM
+ *                                  through cuBLASLt (default: those of 2^26 flops
+ *                                  or more); a path: the libcublasLt to dlopen
+ *                                  (default: the toolkit's, then
+ *                                  libcublasLt.so.<major>; runtime/cublaslt.c)
  *   FUSEC_CUDA_INJECT_NVRTC_FAILURE  non-empty and not "0": append a syntax
  *                                  error to every generated source (tests)
  *   FUSEC_CACHE_DIR                the kernel cache (runtime/kcache.h)

@@ -27,8 +27,9 @@
 #   5. tests/gpu/gpu_test --require-gpu over the examples, every lit test graph
 #      and the benchmark graphs, plus 2,000 generated graphs (every group:
 #      diff, big, device_api, misaligned, blas, threads, cache, bench, nvrtc_failure,
-#      oom, lost_context); then the diff and blas groups again with
-#      FUSEC_CUBLASLT=0, so that fusec's own GEMM kernels stay tested;
+#      oom, lost_context) with FUSEC_CUBLASLT=1, every GEMM through cuBLASLt;
+#      then the diff and blas groups again with FUSEC_CUBLASLT=0, so that
+#      fusec's own GEMM kernels stay tested;
 #   6. tests/diff/difftest --backend cuda, when that difftest knows the cuda
 #      backend (its noise oracle is the stricter differential check);
 #   7. with --bench: bench/run_gpu.sh with FUSEC_BENCH_BUILD set to this build.
@@ -173,7 +174,9 @@ done
 # ---- 5. gpu_test ---------------------------------------------------------------------------------
 log "tests/gpu/gpu_test ($COUNT generated graphs, the examples, lit and benchmark graphs)"
 mapfile -t files < <( { ls "$ROOT"/examples/*.ir; find "$ROOT/tests/lit" "$ROOT/tests/cg/graphs" "$ROOT/bench" -name '*.ir' 2>/dev/null; } | sort -u)
-"$GPU_TEST" --require-gpu --count "$COUNT" --jobs "$(nproc)" "${gpu_args[@]}" "${files[@]}" 2>&1 |
+# FUSEC_CUBLASLT=1: every GEMM through cuBLASLt, small ones too (by default
+# only those of 2^26 flops or more go there).
+FUSEC_CUBLASLT=1 "$GPU_TEST" --require-gpu --count "$COUNT" --jobs "$(nproc)" "${gpu_args[@]}" "${files[@]}" 2>&1 |
     tee "$LOGS/gpu_test.log" | grep -E "^(RUN|PASS|FAIL|SKIP)|^  [^ %r]|passed, .* failed" | awk 'NR <= 400'
 # (awk, not head: a reader that stops early would kill gpu_test with SIGPIPE)
 [ "${PIPESTATUS[0]}" = 0 ] || failures+=("gpu_test (gpu_test.log)")
