@@ -428,13 +428,17 @@ static int norm_axis(const ir_node *n, const char *name, int rank) {
 }
 
 /* Emit `const T name = expr;` once per distinct lane expression. */
+/* The name of an earlier lane with lane l's expression, or NULL. */
+static const char *same_as_earlier(char **expr, const char **names, int l) {
+    for (int m = 0; m < l; m++)
+        if (strcmp(expr[m], expr[l]) == 0) return names[m];
+    return NULL;
+}
+
 static void emit_lanes(cg *g, const ir_value *v, const cg_at *at, char **expr, const char **names) {
     const char *ct = cg_ctype(v->type.dtype), *base = val_base(g, v);
     for (int l = 0; l < at->nl; l++) {
-        names[l] = NULL;
-        for (int m = 0; m < l && !names[l]; m++)
-            if (strcmp(expr[m], expr[l]) == 0) names[l] = names[m];
-        if (names[l]) continue;
+        if ((names[l] = same_as_earlier(expr, names, l))) continue;
         const char *nm = cg_fresh(g, base);
         cg_line(g, "const %s %s = %s;", ct, nm, expr[l]);
         names[l] = nm;
@@ -447,10 +451,7 @@ static void emit_lanes_bf16(cg *g, const ir_value *v, const cg_at *at, char **ex
     const char *base = val_base(g, v);
     int pend = -1; /* a distinct lane waiting for its partner */
     for (int l = 0; l < at->nl; l++) {
-        names[l] = NULL;
-        for (int m = 0; m < l && !names[l]; m++)
-            if (strcmp(expr[m], expr[l]) == 0) names[l] = names[m];
-        if (names[l]) continue;
+        if ((names[l] = same_as_earlier(expr, names, l))) continue;
         names[l] = cg_fresh(g, base);
         if (pend < 0) {
             pend = l;

@@ -670,7 +670,7 @@ static bool conv_alt(cg *g, const ir_node *L, cg_cuda_kernel *out) {
     gm.b_arg = direct ? arg_of(out, X.buf) : -1;
     if (gm.a_arg < 0 || (direct && gm.b_arg < 0)) return true;
     gm.col_bytes = direct ? 0 : total * (int64_t)ir_dtype_size(dt);
-    gm.d_off = (gm.col_bytes + 255) / 256 * 256;
+    gm.d_off = (gm.col_bytes + PLAN_ARENA_ALIGN - 1) / PLAN_ARENA_ALIGN * PLAN_ARENA_ALIGN;
     bool whole = !gm.d_f32 && k->nout == 1 && g->p->bufs[k->out[0]].value == L->out;
     gm.d_arg = whole ? arg_of(out, k->out[0]) : -1;
     cg_cuda_kernel *e = whole ? NULL : calloc(1, sizeof *e), *pro = direct ? NULL : calloc(1, sizeof *pro);

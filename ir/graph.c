@@ -24,6 +24,8 @@ int64_t ir_type_numel(const ir_type *t) {
     return n;
 }
 
+int64_t ir_type_bytes(const ir_type *t) { return ir_type_numel(t) * (int64_t)ir_dtype_size(t->dtype); }
+
 bool ir_type_eq(const ir_type *a, const ir_type *b) {
     if (a->dtype != b->dtype || a->rank != b->rank) return false;
     for (int i = 0; i < a->rank; i++)

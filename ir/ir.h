@@ -155,6 +155,7 @@ typedef struct ir_type {
 } ir_type;
 
 int64_t ir_type_numel(const ir_type *t);
+int64_t ir_type_bytes(const ir_type *t); /* numel x the dtype's size */
 bool ir_type_eq(const ir_type *a, const ir_type *b);
 void ir_type_print(ir_str *s, const ir_type *t); /* f32[2, 3] */
 /* Broadcast a and b (NumPy rules) into *out (dtype untouched); false if they do not. */

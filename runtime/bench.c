@@ -66,9 +66,6 @@ void rt_bench_result_free(rt_bench_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-static int64_t value_bytes(const ir_value *v) {
-    return ir_type_numel(&v->type) * (int64_t)ir_dtype_size(v->type.dtype);
-}
 
 /* Whether buffer id b is among ids[0..n). */
 static bool listed(const int *ids, int n, int b) {
@@ -90,8 +87,8 @@ static int64_t kernel_bytes(const plan *p, const plan_kernel *k) {
 /* Names and bytes of the plan's kernels; the sum, and the graph's own. */
 static bool count_bytes(const fusec_module *m, rt_bench_result *r) {
     const ir_graph *g = m->g;
-    for (int i = 0; i < g->nparams; i++) r->min_bytes += value_bytes(g->params[i]);
-    for (int i = 0; i < g->nresults; i++) r->min_bytes += value_bytes(g->results[i]);
+    for (int i = 0; i < g->nparams; i++) r->min_bytes += ir_type_bytes(&g->params[i]->type);
+    for (int i = 0; i < g->nresults; i++) r->min_bytes += ir_type_bytes(&g->results[i]->type);
     r->plan_bytes = -1;
     if (!m->plan) return true;
     const plan *p = m->plan;

@@ -79,6 +79,12 @@ static bool usable;
 static cublasLtHandle_t handle;
 static char summary[512];
 
+/* FUSEC_CUBLASLT is "v" ("0": off, "1": every GEMM; anything else is a path). */
+static bool env_is(const char *v) {
+    const char *e = getenv("FUSEC_CUBLASLT");
+    return e && strcmp(e, v) == 0;
+}
+
 #define BLAS_CHECK(d, expr) blas_check((expr), #expr, __FILE__, __LINE__, (d))
 
 static bool blas_check(cublasStatus_t s, const char *expr, const char *file, int line, ir_diag *d) {
@@ -97,7 +103,7 @@ static void *open_lib(char *tried, size_t cap, const char **which) {
     snprintf(soname, sizeof soname, "libcublasLt.so.%d", CUBLAS_VER_MAJOR);
     const char *cand[3];
     int n = 0;
-    if (env && *env && strcmp(env, "1") != 0) cand[n++] = env;
+    if (env && *env && !env_is("1")) cand[n++] = env;
 #ifdef FUSEC_CUDA_LIBDIR
     static char baked[512];
     snprintf(baked, sizeof baked, "%s/%s", FUSEC_CUDA_LIBDIR, soname);
@@ -121,8 +127,7 @@ static void *open_lib(char *tried, size_t cap, const char **which) {
 
 static void init_once(void) {
     atomic_store(&opened, true);
-    const char *env = getenv("FUSEC_CUBLASLT");
-    if (env && strcmp(env, "0") == 0) {
+    if (env_is("0")) {
         snprintf(summary, sizeof summary, "cuBLASLt off (FUSEC_CUBLASLT=0): GEMMs run on fusec's kernels");
         return;
     }
@@ -176,9 +181,7 @@ bool rt_blas_init(void) {
 }
 
 const char *rt_blas_summary(void) {
-    const char *env = getenv("FUSEC_CUBLASLT");
-    bool off = env && strcmp(env, "0") == 0; /* init_once opens nothing then */
-    if (!off && !atomic_load(&opened))
+    if (!env_is("0") && !atomic_load(&opened)) /* with "0", init_once opens nothing */
         return "fusec's kernels (cuBLASLt not opened: it takes GEMMs of 2^26 flops or more, or every GEMM with "
                "FUSEC_CUBLASLT=1)";
     pthread_once(&once, init_once);
@@ -186,9 +189,8 @@ const char *rt_blas_summary(void) {
 }
 
 bool rt_blas_wanted(const cg_cuda_gemm *g) {
-    const char *env = getenv("FUSEC_CUBLASLT");
-    if (env && strcmp(env, "0") == 0) return false;
-    if (env && strcmp(env, "1") == 0) return true;
+    if (env_is("0")) return false;
+    if (env_is("1")) return true;
     return 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch >= (double)RT_BLAS_MIN_FLOP;
 }
 
@@ -310,10 +312,13 @@ bool rt_blas_fits(const rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bi
     return algo_for(b, A, B, bias, D) >= 0;
 }
 
-int rt_blas_run(rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D,
-                CUdeviceptr workspace, CUstream s, ir_diag *d) {
+bool rt_blas_run(rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D,
+                 CUdeviceptr workspace, CUstream s, ir_diag *d) {
     int which = algo_for(b, A, B, bias, D);
-    if (which < 0) return 0;
+    if (which < 0) {
+        ir_error(d, (ir_loc){0}, "cuBLASLt has no algorithm for these pointers (check rt_blas_fits first)");
+        return false;
+    }
     static const float one = 1.0f, zero = 0.0f;
     void *dp = (void *)(uintptr_t)D, *bp = (void *)(uintptr_t)bias;
     /* The bias pointer is the one per-run attribute of the descriptor;
@@ -326,7 +331,7 @@ int rt_blas_run(rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUde
                                               &b->algo[which], (void *)(uintptr_t)workspace, b->ws[which],
                                               (cudaStream_t)s));
     pthread_mutex_unlock(&b->mu);
-    return ok ? 1 : -1;
+    return ok;
 }
 
 #else

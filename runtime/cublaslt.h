@@ -39,10 +39,9 @@ void rt_blas_free(rt_blas *b);
 /* Whether some prepared algorithm takes these pointers (bias 0: none). */
 bool rt_blas_fits(const rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D);
 
-/* Queue the GEMM on s.  bias is 0 when the GEMM has none.  1: queued;
- * 0: these pointers are not aligned for any prepared algorithm (run the
- * generated kernel instead); -1: cuBLASLt failed (reported to d). */
-int rt_blas_run(rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D,
-                CUdeviceptr workspace, CUstream s, ir_diag *d);
+/* Queue the GEMM on s (bias 0 when it has none), for pointers that
+ * rt_blas_fits takes.  False when cuBLASLt fails (reported to d). */
+bool rt_blas_run(rt_blas *b, CUdeviceptr A, CUdeviceptr B, CUdeviceptr bias, CUdeviceptr D,
+                 CUdeviceptr workspace, CUstream s, ir_diag *d);
 
 #endif

@@ -168,9 +168,6 @@ struct rt_cuda_module {
 /* The name diagnostics use for the plan's graph. */
 static const char *gname(const rt_cuda_module *m) { return m->p->g->name ? m->p->g->name : "?"; }
 
-static int64_t value_bytes(const ir_value *v) {
-    return ir_type_numel(&v->type) * (int64_t)ir_dtype_size(v->type.dtype);
-}
 
 /* cuMemAlloc with a message that names the bytes and the device's free
  * memory.  False (status in *st) on failure. */
@@ -236,6 +233,7 @@ static rt_exec *exec_new(rt_cuda_module *m, fusec_status *st, ir_diag *d) {
         *st = FUSEC_ERR_NOMEM;
         return NULL;
     }
+    for (size_t i = 0; i < na; i++) x->params[i] = &x->args[i]; /* cuLaunchKernel's view of args */
     *st = FUSEC_ERR_BACKEND;
     if (!CU_CHECK(d, rt_cu.cuStreamCreate(&x->stream, CU_STREAM_NON_BLOCKING)) ||
         !CU_CHECK(d, rt_cu.cuStreamCreate(&x->cstream, CU_STREAM_NON_BLOCKING)) ||
@@ -306,18 +304,14 @@ static bool launch(const rt_cuda_module *m, const rt_kernel *kk, const rt_launch
  * buffers): 1 queued, 0 not for these pointers, -1 failed. */
 static int launch_blas(const rt_cuda_module *m, const rt_kernel *kk, rt_exec *x, CUdeviceptr scratch, CUstream s,
                        ir_diag *d) {
-    const int *ar = kk->blas_arg; /* A, B, bias, D */
+    const int *ar = kk->blas_arg; /* A, B, bias, D; B without a buffer: the prologue's, at scratch */
+    CUdeviceptr A = x->args[ar[0]], B = ar[1] >= 0 ? x->args[ar[1]] : scratch, bias = ar[2] >= 0 ? x->args[ar[2]] : 0;
     CUdeviceptr D = ar[3] >= 0 ? x->args[ar[3]] : scratch + (CUdeviceptr)kk->d_off;
-    if (!rt_blas_fits(kk->blas, x->args[ar[0]], ar[1] >= 0 ? x->args[ar[1]] : scratch,
-                      ar[2] >= 0 ? x->args[ar[2]] : 0, D))
-        return 0;
-    /* the prologue writes B (im2col) at the scratch region's start */
+    if (!rt_blas_fits(kk->blas, A, B, bias, D)) return 0;
     x->args[kk->nbufs] = scratch;
     if (kk->pro.fn && !launch(m, kk, &kk->pro, true, x, s, d)) return -1;
-    int r = rt_blas_run(kk->blas, x->args[ar[0]], ar[1] >= 0 ? x->args[ar[1]] : scratch,
-                        ar[2] >= 0 ? x->args[ar[2]] : 0, D, scratch + (CUdeviceptr)kk->ws_off, s, d);
-    if (r <= 0) {
-        if (r < 0) ir_error(d, (ir_loc){0}, "while running the GEMM of kernel %s of @%s", kk->name, gname(m));
+    if (!rt_blas_run(kk->blas, A, B, bias, D, scratch + (CUdeviceptr)kk->ws_off, s, d)) {
+        ir_error(d, (ir_loc){0}, "while running the GEMM of kernel %s of @%s", kk->name, gname(m));
         return -1;
     }
     if (!kk->epi.fn) return 1;
@@ -338,13 +332,11 @@ static bool launch_kernel(const rt_cuda_module *m, rt_exec *x, int k, CUstream s
         if (a % 16) aligned = false;
         x->args[na++] = a;
     }
-    for (int i = 0; i < kk->nbufs + 1; i++) x->params[i] = &x->args[i];
     if (kk->blas) {
         int r = launch_blas(m, kk, x, scratch, s, d);
         if (r != 0) return r > 0;
     }
     for (int j = 0; j < kk->nscratch; j++) x->args[na++] = scratch + (CUdeviceptr)kk->scratch_off[j];
-    for (int i = 0; i < na; i++) x->params[i] = &x->args[i];
     if (kk->scratch_zero > 0 && !CU_CHECK(d, rt_cu.cuMemsetD8Async(scratch, 0, (size_t)kk->scratch_zero, s)))
         return false;
     for (int l = 0; l < kk->nlaunch; l++)
@@ -456,7 +448,7 @@ fusec_status rt_cuda_run(rt_cuda_module *m, const fusec_tensor *in, int nin, fus
         x->pending = !ok;
     }
     for (int i = 0; ok && i < g->nparams; i++) {
-        int64_t bytes = value_bytes(g->params[i]);
+        int64_t bytes = ir_type_bytes(&g->params[i]->type);
         if (bytes > 0) {
             queued = true;
             ok = CU_CHECK(d, rt_cu.cuMemcpyHtoDAsync(x->io + (CUdeviceptr)m->in_off[i], in[i].data,
@@ -475,7 +467,7 @@ fusec_status rt_cuda_run(rt_cuda_module *m, const fusec_tensor *in, int nin, fus
     }
     for (int i = 0; ok && i < nout; i++) {
         const ir_value *v = g->results[i];
-        int64_t bytes = value_bytes(v);
+        int64_t bytes = ir_type_bytes(&v->type);
         set_desc(&out[i], v);
         out[i].data = malloc(bytes > 0 ? (size_t)bytes : 1);
         if (!out[i].data) {
@@ -519,7 +511,7 @@ fusec_status rt_cuda_run_device(rt_cuda_module *m, const fusec_tensor *in, int n
         const ir_value *v = g->results[i];
         set_desc(&out[i], v);
         size_t es = ir_dtype_size(v->type.dtype);
-        if (!optr[i] && value_bytes(v) > 0) {
+        if (!optr[i] && ir_type_bytes(&v->type) > 0) {
             ir_error(d, (ir_loc){0}, "output %d of @%s: the device pointer is NULL", i, gname(m));
             st = FUSEC_ERR_INVALID;
         } else if ((uintptr_t)optr[i] % es) {
@@ -564,7 +556,7 @@ fusec_status rt_cuda_run_device(rt_cuda_module *m, const fusec_tensor *in, int n
     for (int i = 0; ok && i < nout; i++) {
         const ir_value *v = g->results[i];
         int b = plan_buf_of(p, v);
-        int64_t bytes = value_bytes(v);
+        int64_t bytes = ir_type_bytes(&v->type);
         if (bytes > 0 && m->owner[b] != i)
             ok = CU_CHECK(d, rt_cu.cuMemcpyDtoDAsync((CUdeviceptr)(uintptr_t)out[i].data, x->bufptr[b],
                                                      (size_t)bytes, s));
@@ -723,11 +715,11 @@ static bool make_copies(rt_cuda_module *m, bench_ctx *b, const fusec_tensor *in,
     int64_t at = 0;
     for (int i = 0; i < b->nin; i++) {
         b->off[i] = at;
-        at = align_up(at + value_bytes(g->params[i]));
+        at = align_up(at + ir_type_bytes(&g->params[i]->type));
     }
     for (int i = 0; i < b->nout; i++) {
         b->off[b->nin + i] = at;
-        at = align_up(at + value_bytes(g->results[i]));
+        at = align_up(at + ir_type_bytes(&g->results[i]->type));
     }
     b->stride = at > 0 ? at : RT_ALIGN;
     int l2 = 0;
@@ -744,7 +736,7 @@ static bool make_copies(rt_cuda_module *m, bench_ctx *b, const fusec_tensor *in,
     r->copy_bytes = b->stride;
     if (!dev_alloc(&b->base, n * b->stride, "the benchmark's copies of the inputs", m, st, d)) return false;
     for (int i = 0; i < b->nin; i++) {
-        int64_t bytes = value_bytes(g->params[i]);
+        int64_t bytes = ir_type_bytes(&g->params[i]->type);
         if (bytes > 0 && !CU_CHECK(d, rt_cu.cuMemcpyHtoDAsync(b->base + (CUdeviceptr)b->off[i], in[i].data,
                                                                 (size_t)bytes, b->s)))
             return false;
@@ -939,7 +931,7 @@ static bool layout(rt_cuda_module *m) {
     int64_t io = 0;
     for (int i = 0; i < g->nparams; i++) {
         m->in_off[i] = io;
-        io = align_up(io + value_bytes(g->params[i]));
+        io = align_up(io + ir_type_bytes(&g->params[i]->type));
     }
     for (int b = 0; b < p->nbufs; b++) {
         m->owner[b] = -1;
@@ -1033,7 +1025,7 @@ static bool bind_kernel(rt_cuda_module *m, int k, const cg_cuda_kernel *cg, rt_b
         kk->blas_arg[0] = g->a_arg, kk->blas_arg[1] = g->b_arg;
         kk->blas_arg[2] = g->bias_arg, kk->blas_arg[3] = g->d_arg;
         /* scratch: B from the prologue, D for the epilogue, the workspace */
-        kk->d_off = align_up(g->col_bytes > g->d_off ? g->col_bytes : g->d_off);
+        kk->d_off = g->d_off; /* after the prologue's B, aligned by codegen */
         kk->ws_off = align_up(kk->d_off + (e ? e->scratch_bytes[0] : 0));
         if (kk->scratch_size < kk->ws_off + ws) kk->scratch_size = kk->ws_off + ws;
         if (e && !bind_launch(&kk->epi, e, e, bp, d)) return false;

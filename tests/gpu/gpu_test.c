@@ -990,7 +990,8 @@ static uint64_t cache_entries(void) {
 }
 
 static void group_bench(void) {
-    /* A cuBLASLt GEMM (on a real GPU) with its bias, then a row reduction. */
+    /* A GEMM with its bias (through cuBLASLt on a real GPU with FUSEC_CUBLASLT=1,
+     * as run_gpu.sh runs it), then a row reduction. */
     static const char *const text =
         "func @timed(%x: f32[64, 128], %w: f32[256, 128], %b: f32[256]) -> f32[64, 256] {\n"
         "  %y = linear(%x, %w, %b)\n"
